@@ -139,8 +139,12 @@ def _cut_long(doc: Doc, a: int, b: int, max_words: int, safe: List[bool]):
                 break
             if safe[i + 1] and i + 1 < b:
                 cut = i + 1
-        if cut is None or cut <= a:  # one entity longer than max_words: keep it whole
-            break
+        if cut is None:
+            # An entity longer than max_words starts here: keep it whole, and cut right
+            # after it (not at the end of the sentence).
+            cut = next((i for i in range(a + 1, b) if safe[i]), None)
+            if cut is None:
+                break
         yield a, cut
         a = cut
     yield a, b
