@@ -11,7 +11,7 @@ import srsly
 import typer
 from wasabi import msg
 
-HEADER = ("dataset", "config", "strict P", "strict R", "strict F1", "token F1",
+HEADER = ("dataset", "config", "strict P", "strict R", "strict F1", "= spacy evaluate", "token F1",
           "merged F1", "leak/sent", "train min", "steps")
 
 
@@ -29,10 +29,21 @@ def collect_rows(metrics_dir: Path, training_dir: Path) -> List[tuple]:
         steps = timing.get("overrides", {}).get("training.max_steps", "")
         strict = scores["ents_strict"]
         rows.append((dataset, config, f"{strict['p']:.4f}", f"{strict['r']:.4f}", f"{strict['f']:.4f}",
+                     agrees_with_spacy(path, strict),
                      f"{scores['token']['f']:.4f}", f"{scores['spans_merged']['f']:.4f}",
                      f"{scores['leak']['leak_score']:.3f}",
                      f"{timing['seconds'] / 60:.1f}" if timing else "", str(steps)))
     return rows
+
+
+def agrees_with_spacy(path: Path, strict: dict) -> str:
+    """'yes' when `spacy evaluate` (written beside) gives the same strict P/R/F, else 'NO'."""
+    spacy_path = path.with_name(path.stem + ".spacy-evaluate.json")
+    if not spacy_path.exists():
+        return "not run"
+    theirs = srsly.read_json(spacy_path)
+    same = all(abs(theirs[f"ents_{k}"] - strict[k]) < 1e-9 for k in "prf")
+    return "yes" if same else "NO"
 
 
 def to_markdown(rows: List[tuple]) -> str:
