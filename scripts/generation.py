@@ -370,7 +370,7 @@ class CausalLMModel:
         self.sampler = sampler
         self.settings = settings
 
-    def __call__(self, prompts: Iterable[Iterable[Dict[str, Any]]]) -> Iterable[Iterable[Dict[str, Any]]]:
+    def __call__(self, prompts: Iterable[Iterable[dict]]) -> Iterable[Iterable[dict]]:
         per_doc = [list(p) for p in prompts]
         flat = [p for doc_prompts in per_doc for p in doc_prompts]
         samples = iter(self.sampler.generate([p["text"] for p in flat], [p["seed"] for p in flat]))
@@ -445,13 +445,14 @@ class SyntheticNotesTask:
         self.max_token_share = max_token_share
         self.min_distinct_ngrams = min_distinct_ngrams
 
-    def generate_prompts(self, docs: Iterable[Doc]) -> Iterable[Dict[str, Any]]:
+    def generate_prompts(self, docs: Iterable[Doc]) -> Iterable[dict]:
         for doc in docs:
             prompt_id = str(doc.user_data.get("prompt_id", doc.text))
             index = int(doc.user_data.get("sample_index", 0))
             yield {"text": doc.text, "seed": sample_seed(self.seed, prompt_id, index)}
 
-    def parse_responses(self, docs: Iterable[Doc], responses: Iterable[Iterable[Dict[str, Any]]]) -> Iterable[Doc]:
+    def parse_responses(self, docs: Iterable[Doc], responses: Iterable[Any]) -> Iterable[Doc]:
+        # spacy-llm hands a non-sharding task one list of responses per doc (here one sample).
         for doc, doc_responses in zip(docs, responses):
             sample = dict(list(doc_responses)[0])
             token_ids = sample.pop("token_ids")

@@ -1,0 +1,231 @@
+"""Generate the synthetic corpus: K samples per dev-note prompt, written as they come.
+
+Prompts are the first `--prompt-words` (3) words of each document of the dev split, as in
+the paper. K, the samples per prompt, follows from `--volume`: the synthetic corpus should
+hold `volume` x the gold training split's words (the paper's ablation: 0.05, 1, 4), and a
+sample is expected to hold min(mean words of a gold note, max_new_tokens / the tokenizer's
+tokens per word on the gold text) words. `--samples-per-prompt` sets K directly instead.
+
+OUTPUT_DIR/samples.jsonl gets one line per kept sample, appended and flushed as it is
+generated: {"id", "text", "prompt_id", "prompt", "sample_index", "seed", "n_tokens",
+"finished", "provenance": {base model, adapter, adapter manifest hash, sampling settings,
+run seed}}. Empty or degenerate samples go to OUTPUT_DIR/dropped.jsonl (ids and reason,
+no text) and are counted. Run again with the same arguments and it resumes: samples
+already written (kept or dropped) are skipped, a half-written last line from a killed
+run is cut off, and a file written with other settings is refused. A run's sample seeds do
+not depend on what was done before, so a resumed corpus equals an uninterrupted one.
+OUTPUT_DIR/report.json sums it up. Generated text is never printed.
+"""
+import math
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import spacy
+import srsly
+import typer
+from spacy.cli._util import parse_config_overrides
+from spacy.tokens import Doc
+from tqdm import tqdm
+from wasabi import msg
+
+import scripts.generation  # noqa: F401  (registers deid.CausalLM.v1 and deid.SyntheticNotes.v1)
+from scripts.adapt import AdaptError, read_texts
+
+SAMPLES, DROPPED, REPORT = "samples.jsonl", "dropped.jsonl", "report.json"
+
+
+class GenerateError(ValueError):
+    pass
+
+
+def first_words(text: str, n_words: int = 3) -> str:
+    """The text up to the end of its n-th whitespace-separated word (original spacing kept)."""
+    words = list(re.finditer(r"\S+", text))[:n_words]
+    return text[words[0].start() : words[-1].end()] if words else ""
+
+
+def make_prompts(dev_path: Path, n_words: int = 3) -> List[Dict[str, str]]:
+    prompts = []
+    for doc in read_texts(dev_path):
+        text = first_words(doc["text"], n_words)
+        if text:
+            prompts.append({"id": doc["id"], "text": text})
+    if not prompts:
+        raise GenerateError(f"{dev_path}: no document with text to take prompts from")
+    return prompts
+
+
+def samples_per_prompt(volume: float, train_words: int, n_prompts: int, words_per_sample: float) -> int:
+    """K such that n_prompts x K samples of words_per_sample words reach volume x train_words."""
+    if volume <= 0:
+        raise GenerateError(f"volume must be positive, not {volume}")
+    return max(1, math.ceil(volume * train_words / (n_prompts * max(words_per_sample, 1.0))))
+
+
+def expected_words_per_sample(train_texts: List[str], tokenizer, max_new_tokens: int) -> float:
+    n_words = sum(len(t.split()) for t in train_texts)
+    sample = train_texts[:200]
+    tokens_per_word = sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in sample) / max(
+        1, sum(len(t.split()) for t in sample))
+    return min(n_words / max(1, len(train_texts)), max_new_tokens / max(tokens_per_word, 1e-6))
+
+
+def read_done(path: Path) -> List[dict]:
+    """Rows of a JSONL file written by an earlier run; a torn last line (killed run) is cut off."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        with path.open("r+b") as f:
+            f.truncate(cut)
+        data = data[:cut]
+    rows = []
+    for n, line in enumerate(data.decode("utf8").splitlines(), 1):
+        try:
+            rows.append(srsly.json_loads(line))
+        except ValueError as err:
+            raise GenerateError(f"{path}:{n}: not JSON ({err}); remove the file to start over") from err
+    return rows
+
+
+def load_generator(config_path: Path, overrides: Dict) -> Tuple[spacy.Language, Dict]:
+    config = spacy.util.load_config(config_path, overrides=overrides, interpolate=False)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    llm = nlp.get_pipe("llm")
+    settings = dict(llm._model.settings) if hasattr(llm._model, "settings") else {}
+    settings["seed"] = llm.task.seed
+    return nlp, settings
+
+
+def generate(
+    config_path: Path,
+    dev_path: Path,
+    train_path: Path,
+    output_dir: Path,
+    volume: float = 1.0,
+    n_samples: Optional[int] = None,
+    prompt_words: int = 3,
+    limit: int = 0,
+    overrides: Optional[Dict] = None,
+    silent: bool = False,
+) -> Dict:
+    """Generate (or finish generating) the synthetic corpus in output_dir; returns the report."""
+    output_dir = Path(output_dir)
+    prompts = make_prompts(dev_path, prompt_words)
+    train_texts = [d["text"] for d in read_texts(train_path)]
+    train_words = sum(len(t.split()) for t in train_texts)
+    nlp, settings = load_generator(config_path, overrides or {})
+    sampler = nlp.get_pipe("llm")._model.sampler
+    tokenizer = getattr(sampler, "tokenizer", None)
+    if n_samples is None:
+        if tokenizer is None:
+            raise GenerateError("this backend has no tokenizer to estimate K: pass --samples-per-prompt")
+        per_sample = expected_words_per_sample(train_texts, tokenizer, settings["max_new_tokens"])
+        n_samples = samples_per_prompt(volume, train_words, len(prompts), per_sample)
+    else:
+        per_sample = None
+    provenance = {k: settings.get(k) for k in ("base_model", "adapter", "adapter_manifest", "backend", "dtype",
+                                               "quantize", "top_p", "temperature", "max_new_tokens",
+                                               "vocabulary", "vocabulary_size", "seed")}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    kept_rows = read_done(output_dir / SAMPLES)
+    dropped_rows = read_done(output_dir / DROPPED)
+    for row in kept_rows[:1] + dropped_rows[:1]:
+        if row.get("provenance") != provenance:
+            raise GenerateError(f"{output_dir}: written with other settings ({row.get('provenance')}); "
+                                "use another output folder or delete it")
+    done: Set[Tuple[str, int]] = {(r["prompt_id"], r["sample_index"]) for r in kept_rows + dropped_rows}
+    todo = [(p, k) for k in range(n_samples) for p in prompts if (p["id"], k) not in done]
+    if limit:
+        todo = todo[:limit]
+    if not silent:
+        msg.info(f"{len(prompts)} prompts x {n_samples} samples (volume {volume} of {train_words:,} training words"
+                 + (f", ~{per_sample:.0f} words per sample" if per_sample else "") + f"); {len(done)} done, "
+                 f"{len(todo)} to generate")
+
+    def prompt_docs() -> Iterator[Doc]:
+        for prompt, k in todo:
+            doc = nlp.make_doc(prompt["text"])
+            doc.user_data.update({"prompt_id": prompt["id"], "sample_index": k})
+            yield doc
+
+    prompt_text = {p["id"]: p["text"] for p in prompts}
+    start, n_tokens = time.perf_counter(), 0
+    session_dropped: Counter = Counter()
+    bar = tqdm(total=len(todo), desc="generate", unit="doc", disable=silent)
+    batch_size = nlp.config["nlp"]["batch_size"]
+    with (output_dir / SAMPLES).open("a", encoding="utf8") as kept_file, \
+            (output_dir / DROPPED).open("a", encoding="utf8") as dropped_file:
+        for doc in nlp.pipe(prompt_docs(), batch_size=batch_size):
+            sample = doc.user_data["synthetic"]
+            prompt_id, k = doc.user_data["prompt_id"], doc.user_data["sample_index"]
+            row = {"id": f"{prompt_id}#{k}", "prompt_id": prompt_id, "sample_index": k, "seed": sample["seed"],
+                   "n_tokens": sample["n_tokens"], "finished": sample["finished"]}
+            if sample["dropped"]:
+                row["reason"] = sample["dropped"]
+                session_dropped[sample["dropped"]] += 1
+                dropped_file.write(srsly.json_dumps({**row, "provenance": provenance}) + "\n")
+                dropped_file.flush()
+            else:
+                row.update({"text": sample["text"], "prompt": prompt_text[prompt_id]})
+                kept_file.write(srsly.json_dumps({**row, "provenance": provenance}) + "\n")
+                kept_file.flush()
+            n_tokens += sample["n_tokens"]
+            bar.update(1)
+            bar.set_postfix(tok_s=f"{n_tokens / (time.perf_counter() - start):.1f}",
+                            dropped=sum(session_dropped.values()))
+    bar.close()
+    seconds = time.perf_counter() - start
+    report = summarize(output_dir, prompts, n_samples, volume, train_words, provenance)
+    previous = srsly.read_json(output_dir / REPORT).get("sessions", []) if (output_dir / REPORT).exists() else []
+    report["sessions"] = previous + [{"samples": len(todo), "tokens": n_tokens, "seconds": round(seconds, 1),
+                                      "tokens_per_second": round(n_tokens / seconds, 1) if seconds else None}]
+    srsly.write_json(output_dir / REPORT, report)
+    if not silent:
+        msg.good(f"{report['kept']:,} samples kept, {sum(report['dropped'].values()):,} dropped "
+                 f"({dict(report['dropped'])}), {report['words']:,} words = {report['volume_reached']:.2f} x the "
+                 f"training split; this session {n_tokens:,} tokens in {seconds / 60:.1f} min "
+                 f"({n_tokens / max(seconds, 1e-9):.1f} tokens/s) → {output_dir / SAMPLES}")
+    return report
+
+
+def summarize(output_dir: Path, prompts, n_samples: int, volume: float, train_words: int, provenance: Dict) -> Dict:
+    kept = read_done(output_dir / SAMPLES)
+    dropped = read_done(output_dir / DROPPED)
+    words = sum(len(r["text"].split()) for r in kept)
+    return {
+        "prompts": len(prompts), "samples_per_prompt": n_samples, "volume": volume, "train_words": train_words,
+        "target_words": round(volume * train_words), "kept": len(kept),
+        "dropped": dict(Counter(r["reason"] for r in dropped)), "words": words,
+        "tokens": sum(r["n_tokens"] for r in kept), "volume_reached": round(words / max(1, train_words), 3),
+        "complete": len(kept) + len(dropped) >= len(prompts) * n_samples, "provenance": provenance,
+    }
+
+
+def main(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Generation config (configs/generate.cfg)"),
+    dev_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Dev DocBin: prompts are its notes' first words"),
+    train_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Gold training DocBin: its size in words sets the volume"),
+    output_dir: Path = typer.Argument(..., help="Folder for samples.jsonl, dropped.jsonl and report.json"),
+    volume: float = typer.Option(1.0, "--volume", "-v", help="Target size as a multiple of the training split's words"),
+    n_samples: Optional[int] = typer.Option(None, "--samples-per-prompt", "-k", help="K, instead of deriving it from --volume"),
+    prompt_words: int = typer.Option(3, "--prompt-words", help="Words of each dev note used as its prompt"),
+    limit: int = typer.Option(0, "--limit", help="Generate at most this many samples in this run (0: all)"),
+):
+    """Generate synthetic notes with the spacy-llm pipeline of CONFIG_PATH (config overrides as extra options)."""
+    try:
+        generate(config_path, dev_path, train_path, output_dir, volume, n_samples, prompt_words, limit,
+                 parse_config_overrides(ctx.args))
+    except (GenerateError, AdaptError, OSError) as err:
+        msg.fail(str(err), exits=1)
+
+
+if __name__ == "__main__":
+    app = typer.Typer(add_completion=False)
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(main)
+    app()
