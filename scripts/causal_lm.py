@@ -219,7 +219,8 @@ def build_tiny_model(output_dir: Union[str, Path], texts, vocab_size: int = 400,
                                                              show_progress=False))
     tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
-                                        pad_token="<pad>", unk_token="<unk>")
+                                        pad_token="<pad>", unk_token="<unk>",
+                                        model_input_names=["input_ids", "attention_mask"])
     torch.manual_seed(seed)
     config = Gemma3TextConfig(
         vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -342,7 +342,7 @@ def naive_generate(model, tokenizer, prompts: Sequence[str], seeds: Sequence[int
     for prompt, seed in zip(prompts, seeds):
         torch.manual_seed(int(seed))
         enc = tokenizer(prompt, return_tensors="pt").to(model.device)
-        out = model.generate(**enc, do_sample=True, top_p=top_p, top_k=0, temperature=temperature,
+        out = model.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, do_sample=True, top_p=top_p, top_k=0, temperature=temperature,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
         tokens = [t for t in out[0, enc.input_ids.shape[1]:].tolist() if t not in (tokenizer.pad_token_id,)]
         finished = bool(tokens) and tokens[-1] == tokenizer.eos_token_id
