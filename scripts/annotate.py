@@ -51,6 +51,12 @@ def read_synthetic(path: Path) -> Iterator[Tuple[str, dict]]:
     A record needs a string "text"; "id" defaults to "<file stem>-<line>". Anything
     malformed stops with the file and line.
     """
+    for where, _, record in read_synthetic_lines(path):
+        yield where, record
+
+
+def read_synthetic_lines(path: Path) -> Iterator[Tuple[str, str, dict]]:
+    """As `read_synthetic`, with each raw line too (to copy lines unchanged)."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file (expected the generator's JSONL)")
@@ -66,7 +72,7 @@ def read_synthetic(path: Path) -> Iterator[Tuple[str, dict]]:
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise CorpusError(f"{where}: no string field 'text'")
             record["id"] = str(record.get("id", f"{path.stem}-{lineno}"))
-            yield where, record
+            yield where, line, record
 
 
 def synthetic_chunks(nlp: Language, records: Iterable[Tuple[str, dict]], max_words: int,

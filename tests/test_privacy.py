@@ -1,0 +1,283 @@
+"""Privacy figures against hand-worked examples, the hashed n-grams against plain sets, and
+the filter against planted leaks."""
+import json
+import random
+
+import numpy as np
+import pytest
+import srsly
+import typer
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from scripts.convert import make_nlp
+from scripts.corpus_readers import CorpusError
+from scripts.privacy import (PhiIndex, filter_synthetic, main, ngram_hashes, ngram_recall, phi_reproduction,
+                             privacy_report, words)
+
+# 45 words, no punctuation inside: runs of it are easy to cut by word.
+REAL_LONG = ("la exploración física muestra abdomen blando y depresible doloroso a la palpación en fosa ilíaca "
+             "derecha con signo de blumberg positivo por lo que se solicita ecografía abdominal urgente que "
+             "confirma apendicitis aguda y se decide intervención quirúrgica programada para el día siguiente "
+             "sin complicaciones durante el postoperatorio inmediato")
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return make_nlp("es")
+
+
+def gold_doc(nlp, text, spans, doc_id):
+    """spans: (substring, label, which occurrence)."""
+    doc = nlp.make_doc(text)
+    ents = []
+    for sub, label, k in spans:
+        start = -1
+        for _ in range(k + 1):
+            start = text.index(sub, start + 1)
+        ents.append(doc.char_span(start, start + len(sub), label=label))
+    doc.ents = ents
+    doc.user_data["id"] = doc_id
+    return doc
+
+
+@pytest.fixture(scope="module")
+def gold(nlp):
+    return [
+        gold_doc(nlp, "Paciente Ana García López, NHC 1234567, vive en Madrid.",
+                 [("Ana García López", "NOMBRE", 0), ("1234567", "ID", 0), ("Madrid", "TERRITORIO", 0)], "g0"),
+        gold_doc(nlp, "Mujer de 45 años de Madrid, atendida por el Dr. Pérez.",
+                 [("Mujer", "SEXO", 0), ("45 años", "EDAD", 0), ("Madrid", "TERRITORIO", 0),
+                  ("Pérez", "NOMBRE_PS", 0)], "g1"),
+        gold_doc(nlp, "Sexo: M. Remitida desde Madrid.", [("M", "SEXO", 0), ("Madrid", "TERRITORIO", 0)], "g2"),
+        gold_doc(nlp, "Sexo: M. Mujer. " + REAL_LONG + ".", [("M", "SEXO", 0), ("Mujer", "SEXO", 0)], "g3"),
+    ]
+
+
+SYNTH = [
+    "Ana García López ingresa en Madrid.",          # s0: the full name (identifying) and Madrid (common)
+    "Visto por el Dr. Pérez, 45 años.",             # s1: Pérez and 45 años
+    "Pérezgil y Ana García. Teléfono 12345678.",    # s2: nothing on word boundaries, no full name
+    "traslado a madrid",                            # s3: Madrid only when case is ignored
+]
+
+
+# --- n-gram recall ----------------------------------------------------------------------
+
+
+def test_words_are_lowercased_word_runs():
+    assert words("Dr. PÉREZ, NHC:12-34 c/Mayor_5") == ["dr", "pérez", "nhc", "12", "34", "c", "mayor_5"]
+
+
+def test_ngram_recall_by_hand():
+    real = ["The cat sat on the mat."]
+    # real trigrams: (the cat sat) (cat sat on) (sat on the) (on the mat)                       -> 4
+    # synthetic: "a cat sat on the sofa": (a cat sat) (cat sat on) (sat on the) (on the sofa)
+    #            "the MAT, the cat sat!": (the mat the) (mat the cat) (the cat sat)             -> 7
+    #            (none across the two texts: no (the sofa the), (sofa the mat))
+    # shared: (cat sat on) (sat on the) (the cat sat)                                           -> 3
+    synth = ["A cat sat on the sofa", "the MAT, the cat sat!"]
+    result = ngram_recall(real, synth, n=3)
+    assert result["real_ngrams"] == 4 and result["synthetic_ngrams"] == 7 and result["shared_ngrams"] == 3
+    assert result["recall"] == pytest.approx(3 / 4) and result["copy_rate"] == pytest.approx(3 / 7)
+    # Distinct n-grams: the same text twice counts once.
+    assert ngram_recall(real, synth * 2, n=3) == result
+    # The real (on the mat) spans two synthetic texts only if they were joined: not counted.
+    assert ngram_recall(["on the mat"], ["sat on", "the mat"], n=3)["shared_ngrams"] == 0
+
+
+def test_ngram_recall_edge_cases():
+    empty = ngram_recall([], ["a b c d e"], n=5)
+    assert empty["real_ngrams"] == 0 and empty["recall"] == 0.0 and empty["synthetic_ngrams"] == 1
+    assert ngram_recall(["a b"], ["a b"], n=3)["real_ngrams"] == 0  # shorter than n
+    assert ngram_recall(["a b c"], ["c b a"], n=1)["recall"] == 1.0  # unigrams: the vocabulary
+    with pytest.raises(ValueError):
+        ngram_recall(["a"], ["a"], n=0)
+
+
+def plain_ngrams(texts, n):
+    return {tuple(ws[i:i + n]) for ws in map(words, texts) for i in range(len(ws) - n + 1)}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_hashing_matches_plain_sets_on_random_text(n):
+    rng = random.Random(n)
+    vocab = [f"w{i}" for i in range(12)] + ["Ñandú", "años", "x_y"]  # few words: many repeated n-grams
+
+    def text():
+        return " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 60)))
+
+    real, synth = [text() for _ in range(40)], [text() for _ in range(50)]
+    result = ngram_recall(real, synth, n)
+    plain_real, plain_synth = plain_ngrams(real, n), plain_ngrams(synth, n)
+    assert result["real_ngrams"] == len(plain_real)
+    assert result["synthetic_ngrams"] == len(plain_synth)
+    assert result["shared_ngrams"] == len(plain_real & plain_synth)
+    # Per text: which synthetic texts share an n-gram with the real ones (the filter's test).
+    hashes, doc_of = ngram_hashes(synth, n)
+    real_hashes = np.unique(ngram_hashes(real, n)[0])
+    hashed = set(np.unique(doc_of[np.isin(hashes, real_hashes)]).tolist())
+    assert hashed == {i for i, t in enumerate(synth) if plain_ngrams([t], n) & plain_real}
+
+
+# --- verbatim PHI -----------------------------------------------------------------------
+
+
+def test_phi_reproduction_by_hand(gold):
+    result = phi_reproduction(gold, SYNTH)
+    # Distinct strings (>= 3 characters): NOMBRE {Ana García López}, ID {1234567},
+    # TERRITORIO {Madrid: in 3 gold docs, not identifying}, SEXO {Mujer: 2 docs, not identifying},
+    # EDAD {45 años}, NOMBRE_PS {Pérez}; "M" (3 times) is too short.
+    assert result["skipped_short"] == 2
+    per = result["per_label"]
+    assert per["NOMBRE"] == {"strings": 1, "reproduced": 1, "synthetic_docs": 1, "identifying_strings": 1,
+                             "identifying_reproduced": 1, "identifying_synthetic_docs": 1}      # s0
+    assert per["TERRITORIO"] == {"strings": 1, "reproduced": 1, "synthetic_docs": 1, "identifying_strings": 0,
+                                 "identifying_reproduced": 0, "identifying_synthetic_docs": 0}  # s0; s3 is lower case
+    assert per["ID"]["strings"] == 1 and per["ID"]["reproduced"] == 0                      # s2: 12345678 is longer
+    assert per["EDAD"]["synthetic_docs"] == 1 and per["NOMBRE_PS"]["synthetic_docs"] == 1  # s1; s2's Pérezgil is not Pérez
+    assert per["SEXO"]["strings"] == 1 and per["SEXO"]["reproduced"] == 0
+    # 6 strings; 4 found (name, Madrid, 45 años, Pérez) in 2 notes (s0, s1);
+    # identifying: all but Madrid and Mujer -> 4, of which 3 found, in s0 and s1.
+    assert result["total"] == {"strings": 6, "reproduced": 4, "synthetic_docs": 2, "identifying_strings": 4,
+                               "identifying_reproduced": 3, "identifying_synthetic_docs": 2}
+    assert result["synthetic_documents"] == 4
+    assert "Ana" not in json.dumps(result) and "Madrid" not in json.dumps(result)
+
+
+def test_phi_options(gold):
+    assert phi_reproduction(gold, SYNTH, ignore_case=True)["per_label"]["TERRITORIO"]["synthetic_docs"] == 2
+    every = phi_reproduction(gold, SYNTH, max_gold_docs=None)["total"]
+    assert every["identifying_strings"] == every["strings"] == 6
+    short = phi_reproduction(gold, SYNTH, min_chars=1)
+    assert short["skipped_short"] == 0 and short["per_label"]["SEXO"]["strings"] == 2  # M, Mujer
+    only = phi_reproduction(gold, SYNTH, labels=["NOMBRE"])
+    assert list(only["per_label"]) == ["NOMBRE"] and only["total"]["strings"] == 1
+    shown = phi_reproduction(gold, SYNTH, show_strings=True)
+    assert shown["per_label"]["NOMBRE"]["reproduced_strings"] == ["Ana García López"]
+    assert shown["per_label"]["ID"]["reproduced_strings"] == []
+
+
+def test_phi_word_boundaries_and_whitespace(nlp):
+    doc = gold_doc(nlp, "Calle\nMayor 5-7, 28001.", [("Calle\nMayor 5-7", "CALLE", 0), ("28001", "CP", 0)], "g")
+    index = PhiIndex([doc])
+    found = lambda text: {index.strings[i] for i in index.find(text)}  # noqa: E731
+    assert found("vive en Calle   Mayor 5-7.") == {"Calle Mayor 5-7"}  # whitespace runs are one space
+    assert found("vive en Calle Mayor 5-78") == set()
+    assert found("xCalle Mayor 5-7") == set()
+    assert found("CP:28001") == {"28001"} and found("128001") == set() and found("28001_") == set()
+
+
+def test_doc_frequency_counts_chunks_of_a_document_once(nlp):
+    chunks = [gold_doc(nlp, "Dr. Pérez.", [("Pérez", "N", 0)], f"d#{i}") for i in range(3)]
+    for chunk in chunks:
+        chunk.user_data["source_id"] = "d"
+    assert PhiIndex(chunks).identifying == {0}
+    assert PhiIndex(chunks[:1], frequency_docs=[*chunks, gold_doc(nlp, "Pérez", [("Pérez", "N", 0)], "e")]).identifying == set()
+
+
+# --- filter -----------------------------------------------------------------------------
+
+
+def synth_rows():
+    run = REAL_LONG.split()
+    return [
+        {"id": "clean", "text": "Paciente estable, sin cambios en la medicación.", "seed": 1},
+        {"id": "name", "text": "Control de Ana García López en consulta.", "seed": 2},
+        {"id": "run25", "text": "Nota. " + " ".join(run[5:30]) + ". Alta.", "seed": 3},
+        {"id": "run19", "text": "Nota. " + " ".join(run[5:24]) + ". Alta.", "seed": 4},
+        {"id": "madrid", "text": "Vive en Madrid con su hija.", "seed": 5,
+         "provenance": {"base_model": "gemma", "sampling": {"top_p": 0.95}}},
+    ]
+
+
+def test_filter_removes_planted_leaks(gold, tmp_path):
+    path, out = tmp_path / "synthetic.jsonl", tmp_path / "kept.jsonl"
+    srsly.write_jsonl(path, synth_rows())
+    real = [doc.text for doc in gold]
+    counts = filter_synthetic(path, gold, real, out, max_shared_ngram=20)
+    # "name" reproduces an identifying name; "run25" copies 25 words in a row (six 20-grams);
+    # "run19" copies 19 (no 20-gram); "madrid" names a common place.
+    assert counts == {"documents": 5, "kept": 3, "dropped": 2, "dropped_phi": 1, "dropped_shared_run": 1,
+                      "drop_phi": True, "max_shared_ngram": 20, "output": str(out)}
+    lines = path.read_text(encoding="utf8").splitlines(keepends=True)
+    assert out.read_text(encoding="utf8") == lines[0] + lines[3] + lines[4]  # kept lines copied unchanged
+    assert json.loads(lines[4]) == synth_rows()[4]
+    assert not (tmp_path / "kept.jsonl.tmp").exists()
+    # Each check can be switched off; without an output path it only counts.
+    no_phi = filter_synthetic(path, gold, real, None, max_shared_ngram=20, drop_phi=False)
+    assert no_phi["kept"] == 4 and no_phi["dropped_phi"] == 0 and no_phi["output"] is None
+    assert filter_synthetic(path, gold, real, None, max_shared_ngram=None)["dropped"] == 1
+    assert filter_synthetic(path, gold, real, None, max_shared_ngram=19)["dropped_shared_run"] == 2
+    # A name that occurs in 2 gold notes is identifying once the bar is 2.
+    assert filter_synthetic(path, gold, real, None, max_shared_ngram=None, max_gold_docs=3)["dropped_phi"] == 2
+
+
+def test_bad_synthetic_jsonl_names_file_and_line(gold, tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"id": "a", "text": "bien"}\n{"id": "b"}\n', encoding="utf8")
+    with pytest.raises(CorpusError, match="broken.jsonl:2: no string field 'text'"):
+        filter_synthetic(path, gold, [], tmp_path / "kept.jsonl")
+    assert not (tmp_path / "kept.jsonl").exists()
+
+
+# --- CLI --------------------------------------------------------------------------------
+
+
+def cli():
+    app = typer.Typer()
+    app.command()(main)
+    return app
+
+
+@pytest.fixture()
+def files(gold, tmp_path):
+    synth, gold_path = tmp_path / "synthetic.jsonl", tmp_path / "train.spacy"
+    srsly.write_jsonl(synth, synth_rows())
+    DocBin(docs=gold, store_user_data=True).to_disk(gold_path)
+    return synth, gold_path
+
+
+def test_cli_writes_figures_without_strings(files, tmp_path):
+    synth, gold_path = files
+    out, kept = tmp_path / "privacy.json", tmp_path / "kept.jsonl"
+    result = CliRunner().invoke(cli(), [str(synth), str(gold_path), "--output", str(out), "--filter-output", str(kept)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["ngram"]["n"] == 5 and report["real_documents"] == 4 and report["synthetic_documents"] == 5
+    assert report["filter"]["kept"] == 3 and len(list(srsly.read_jsonl(kept))) == 3
+    assert report["phi"]["total"]["identifying_reproduced"] == 1  # the name in "name"
+    for text in (result.output, out.read_text()):
+        assert "Ana" not in text and "Madrid" not in text and "Garc" not in text
+    shown = CliRunner().invoke(cli(), [str(synth), str(gold_path), "--output", str(out), "--show-strings"])
+    assert shown.exit_code == 0 and "Ana García López" in shown.output
+    assert json.loads(out.read_text())["phi"]["per_label"]["NOMBRE"]["reproduced_strings"] == ["Ana García López"]
+
+
+def test_cli_fails_clearly(files, tmp_path):
+    synth, gold_path = files
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "a", "text": "x"}\n{"id": \n', encoding="utf8")
+    result = CliRunner().invoke(cli(), [str(broken), str(gold_path)])
+    assert result.exit_code == 1 and "broken.jsonl:2" in result.output
+    result = CliRunner().invoke(cli(), [str(synth), str(tmp_path / "nope.spacy")])
+    assert result.exit_code == 1 and "nope.spacy" in result.output
+
+
+def test_adaptation_subset_from_the_manifest(files, tmp_path):
+    pytest.importorskip("torch")
+    from scripts.adapt import documents_hash, select_documents
+
+    synth, gold_path = files
+    ids = ["g0", "g1", "g2", "g3"]
+    chosen = [ids[i] for i in select_documents(4, 0.5, 3)]
+    manifest = tmp_path / "adapter" / "manifest.json"
+    manifest.parent.mkdir()
+    srsly.write_json(manifest, {"fraction": 0.5, "hyperparameters": {"seed": 3}, "documents_hash": documents_hash(chosen)})
+    report = privacy_report(synth, gold_path, adapter_manifest=manifest.parent)
+    assert report["real_documents"] == 2 and report["adaptation"]["documents"] == 2
+    srsly.write_json(manifest, {"fraction": 0.5, "hyperparameters": {"seed": 3}, "documents_hash": "0" * 16})
+    with pytest.raises(CorpusError, match="documents_hash"):
+        privacy_report(synth, gold_path, adapter_manifest=manifest)
+    srsly.write_json(manifest, {"fraction": 0, "hyperparameters": {"seed": 3}, "documents_hash": documents_hash([])})
+    assert privacy_report(synth, gold_path, adapter_manifest=manifest)["real_documents"] == 4
