@@ -134,8 +134,9 @@ def generate(
     output_dir.mkdir(parents=True, exist_ok=True)
     kept_rows = read_done(output_dir / SAMPLES)
     dropped_rows = read_done(output_dir / DROPPED)
+    written = srsly.json_loads(srsly.json_dumps(provenance))  # as it reads back (srsly's floats are not exact)
     for row in kept_rows[:1] + dropped_rows[:1]:
-        if row.get("provenance") != provenance:
+        if row.get("provenance") != written:
             raise GenerateError(f"{output_dir}: written with other settings ({row.get('provenance')}); "
                                 "use another output folder or delete it")
     done: Set[Tuple[str, int]] = {(r["prompt_id"], r["sample_index"]) for r in kept_rows + dropped_rows}

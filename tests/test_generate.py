@@ -1,0 +1,186 @@
+"""Generation through the spaCy config (spacy-llm) with a tiny, randomly initialised LM built offline."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import spacy
+import srsly
+import torch
+from spacy.tokens import DocBin
+
+from scripts.causal_lm import build_tiny_model, load_causal_lm
+from scripts.demo_corpus import generate_split
+from scripts.generate import DROPPED, SAMPLES, GenerateError, first_words, generate, samples_per_prompt
+from scripts.generation import BatchedSampler, degenerate_reason, nucleus_sample
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "generate.cfg"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Tiny model folder and train/dev DocBins (demo notes)."""
+    folder = tmp_path_factory.mktemp("gen")
+    nlp = spacy.blank("es")
+    notes = {}
+    for split, n in (("train", 30), ("dev", 6)):
+        notes[split] = generate_split("es", split, n, seed=0)
+        docbin = DocBin(store_user_data=True)
+        for note in notes[split]:
+            doc = nlp.make_doc(note["text"])
+            doc.user_data["id"] = note["id"]
+            docbin.add(doc)
+        docbin.to_disk(folder / f"{split}.spacy")
+    build_tiny_model(folder / "model", [n["text"] for n in notes["train"]])
+    return folder
+
+
+def overrides(corpus, **extra):
+    settings = {"components.llm.model.base_model": str(corpus / "model"), "components.llm.model.max_new_tokens": 24,
+                "components.llm.model.threads": 1, "nlp.batch_size": 4, "components.llm.model.batch_size": 4}
+    settings.update(extra)
+    return settings
+
+
+def run(corpus, output, **kwargs):
+    extra = kwargs.pop("extra", {})
+    settings = dict(n_samples=3, overrides=overrides(corpus, **extra), silent=True)
+    settings.update(kwargs)
+    return generate(CONFIG, corpus / "dev.spacy", corpus / "train.spacy", output, **settings)
+
+
+def rows(output):
+    return srsly.read_jsonl(output / SAMPLES), srsly.read_jsonl(output / DROPPED)
+
+
+def test_first_words():
+    assert first_words("  Paciente de 45 años, varón.") == "Paciente de 45"
+    assert first_words("Datos del\npaciente: Ana") == "Datos del\npaciente:"
+    assert first_words("Uno") == "Uno"
+
+
+def test_volume_sets_k():
+    # 4 x 200,000 words from 250 prompts of ~100 words each: 32 samples per prompt.
+    assert samples_per_prompt(4.0, 200_000, 250, 100) == 32
+    assert samples_per_prompt(0.05, 200_000, 250, 100) == 1
+    with pytest.raises(GenerateError):
+        samples_per_prompt(0, 1000, 10, 10)
+
+
+def test_k_samples_per_prompt_with_provenance(corpus, tmp_path):
+    report = run(corpus, tmp_path / "out")
+    kept, dropped = (list(r) for r in rows(tmp_path / "out"))
+    per_prompt = Counter(r["prompt_id"] for r in kept + dropped)
+    assert len(per_prompt) == 6 and set(per_prompt.values()) == {3}
+    assert report["kept"] == len(kept) and sum(report["dropped"].values()) == len(dropped) and report["complete"]
+    row = kept[0]
+    assert row["text"].startswith(row["prompt"]) and len(row["prompt"].split()) == 3
+    assert row["provenance"]["top_p"] == pytest.approx(0.95) and row["provenance"]["temperature"] == 1.0
+    assert row["provenance"]["base_model"] == str(corpus / "model") and row["provenance"]["seed"] == 0
+    assert all("text" not in r for r in dropped)
+
+
+def test_the_same_seed_gives_the_same_text(corpus, tmp_path):
+    run(corpus, tmp_path / "a")
+    run(corpus, tmp_path / "b")
+    run(corpus, tmp_path / "c", extra={"system.seed": 1})
+    texts = {name: {r["id"]: r["text"] for r in rows(tmp_path / name)[0]} for name in "abc"}
+    assert texts["a"] == texts["b"]
+    assert texts["a"] != texts["c"]
+
+
+def test_an_interrupted_run_resumes_without_duplicates_or_losses(corpus, tmp_path):
+    run(corpus, tmp_path / "full", n_samples=4)
+    run(corpus, tmp_path / "part", n_samples=4, limit=7)
+    with (tmp_path / "part" / SAMPLES).open("a") as f:
+        f.write('{"id": "torn line of a killed run", "te')
+    report = run(corpus, tmp_path / "part", n_samples=4)
+    full = {r["id"]: r["text"] for r in rows(tmp_path / "full")[0]}
+    kept, dropped = (list(r) for r in rows(tmp_path / "part"))
+    ids = [r["id"] for r in kept + dropped]
+    assert len(ids) == len(set(ids)) == 6 * 4
+    assert {r["id"]: r["text"] for r in kept} == full
+    assert len(report["sessions"]) == 2 and report["complete"]
+
+
+def test_a_killed_process_resumes(corpus, tmp_path):
+    output = tmp_path / "killed"
+    args = [sys.executable, "-m", "scripts.generate", str(CONFIG), str(corpus / "dev.spacy"),
+            str(corpus / "train.spacy"), str(output), "-k", "8"]
+    for key, value in overrides(corpus, **{"components.llm.model.max_new_tokens": 48}).items():
+        args += [f"--{key}", str(value)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if (output / SAMPLES).exists() and (output / SAMPLES).read_text().count("\n") >= 8:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept, dropped = (list(r) for r in rows(output))
+    assert 0 < len(kept) + len(dropped) < 6 * 8, "the run was to be killed half-way"
+    run(corpus, output, n_samples=8, extra={"components.llm.model.max_new_tokens": 48})
+    kept, dropped = (list(r) for r in rows(output))
+    ids = [r["id"] for r in kept + dropped]
+    assert len(ids) == len(set(ids)) == 6 * 8
+
+
+def test_other_settings_are_refused_in_the_same_folder(corpus, tmp_path):
+    run(corpus, tmp_path / "out")
+    with pytest.raises(GenerateError, match="other settings"):
+        run(corpus, tmp_path / "out", extra={"components.llm.model.top_p": 0.5})
+
+
+def test_restricted_vocabulary(corpus, tmp_path):
+    allowed = list(range(0, 120))
+    srsly.write_json(tmp_path / "ids.json", allowed)
+    model, tokenizer = load_causal_lm(str(corpus / "model"))
+    sampler = BatchedSampler(model, tokenizer, max_new_tokens=30, batch_size=4, token_ids=allowed)
+    for sample in sampler.generate(["Paciente de 45", "Nombre: Ana", "Se remite"], [1, 2, 3]):
+        assert set(sample["token_ids"]) <= set(allowed)
+    report = run(corpus, tmp_path / "out", extra={"paths.vocabulary": str(tmp_path / "ids.json")})
+    assert report["provenance"]["vocabulary_size"] == 120
+
+
+def test_batched_sampling_matches_transformers_greedy(corpus):
+    """With a nucleus of one token, sampling is greedy: left padding and the cache must not change it."""
+    model, tokenizer = load_causal_lm(str(corpus / "model"))
+    prompts = ["Paciente de 45", "Nombre: Ana García López, de", "Se"]
+    samples = BatchedSampler(model, tokenizer, top_p=1e-9, max_new_tokens=12, batch_size=3).generate(prompts, [0, 1, 2])
+    for prompt, sample in zip(prompts, samples):
+        enc = tokenizer(prompt, return_tensors="pt")
+        out = model.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, do_sample=False,
+                             max_new_tokens=12, pad_token_id=0)
+        reference = [t for t in out[0, enc.input_ids.shape[1]:].tolist() if t != tokenizer.eos_token_id]
+        assert sample["token_ids"] == reference[: len(sample["token_ids"])]
+
+
+def test_nucleus_is_exact():
+    """The tokens that can be drawn are exactly transformers' top-p set."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 500) * 3
+    for row in logits:
+        batch = row.expand(4000, -1)
+        drawn = set(nucleus_sample(batch, 0.9, torch.linspace(0, 0.99999, 4000)).tolist())
+        warped = TopPLogitsWarper(0.9)(None, row.unsqueeze(0).clone())
+        expected = set(torch.isfinite(warped[0]).nonzero().squeeze(-1).tolist())
+        assert drawn <= expected
+        # every token of the nucleus whose share of it exceeds the grid step is drawn
+        probs = torch.softmax(row, -1)
+        share = probs / probs[list(expected)].sum()
+        assert {i for i in expected if share[i] > 1 / 1000} <= drawn
+
+
+def test_degenerate_samples():
+    assert degenerate_reason(" ...  ", [5, 6]) == "empty"
+    assert degenerate_reason(" a a a a a a a a a", [7] * 9) == "repeated_token"
+    assert degenerate_reason(" x", [1, 2, 3, 4] * 10) == "loop"
+    assert degenerate_reason(" una nota normal", list(range(40))) is None
