@@ -1,0 +1,782 @@
+"""The de-identification component: turns `doc.ents` into a de-identified text.
+
+Registered factory ``deid_transform``; add it after ``ner`` (and after ``deid_rules``)::
+
+    nlp.add_pipe("deid_rules", after="ner")
+    nlp.add_pipe("deid_transform", last=True, config={"mode": "pseudonymize", "seed": 0})
+    doc = nlp(text)
+    doc._.deidentified   # str
+    doc._.deid_spans     # [{"start", "end", "label", "kind", "source", "out_start", "out_end", "replacement"}]
+
+Modes: ``redact`` ("[LABEL]"), ``mask`` (each non-space character becomes ``mask_char``, so
+offsets do not move) and ``pseudonymize``: a realistic surrogate of the same kind, drawn
+from Faker's locale data (es_ES, sv_SE, ...). Surrogates are consistent within a document
+(the same string, and the same name part whatever its case, gets the same surrogate), dates
+move by one offset per document (intervals are kept), ages by one small delta, and IDs come
+out in a valid format (DNI/NIE check letter, personnummer Luhn digit). The random draws of
+a document are seeded from ``seed`` and a hash of its text, so the output is the same with
+any ``n_process`` and any batch size.
+
+Package-safe: imports only the standard library, spaCy and Faker (``spacy package --code``
+copies this file into the wheel on its own).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+import re
+import unicodedata
+from datetime import date, timedelta
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from faker import Faker
+from spacy.language import Language
+from spacy.tokens import Doc
+
+MODES = ("redact", "mask", "pseudonymize")
+# What a label turns into under `pseudonymize`. "keep", "redact" and "mask" apply the same
+# treatment whatever the mode ("keep": not PHI, left alone in every mode).
+KINDS = (
+    "name", "first_name", "last_name", "street", "city", "territory", "country", "hospital",
+    "organisation", "date", "age", "phone", "email", "id_es_dni", "id_se_personnummer",
+    "id_generic", "url", "ip", "sex", "profession", "keep", "redact", "mask",
+)
+
+# Labels that deid_rules adds when a label set has no class for them.
+RULE_KINDS = {
+    "EMAIL": "email", "URL": "url", "IP": "ip", "PHONE": "phone", "FAX": "phone",
+    "DNI": "id_es_dni", "NIE": "id_es_dni", "PERSONNUMMER": "id_se_personnummer",
+    "DATE": "date", "POSTCODE": "territory",
+}
+PRESETS: Dict[str, Dict[str, str]] = {
+    "meddocan": {
+        "NOMBRE_SUJETO_ASISTENCIA": "name",
+        "NOMBRE_PERSONAL_SANITARIO": "name",
+        "FAMILIARES_SUJETO_ASISTENCIA": "name",
+        "EDAD_SUJETO_ASISTENCIA": "age",
+        # Kept under pseudonymize: changing it would contradict names, pronouns and agreement.
+        "SEXO_SUJETO_ASISTENCIA": "sex",
+        "FECHAS": "date",
+        "TERRITORIO": "territory",
+        "CALLE": "street",
+        "PAIS": "country",
+        "HOSPITAL": "hospital",
+        "CENTRO_SALUD": "hospital",
+        "INSTITUCION": "organisation",
+        "ID_SUJETO_ASISTENCIA": "id_generic",
+        "ID_ASEGURAMIENTO": "id_generic",
+        "ID_TITULACION_PERSONAL_SANITARIO": "id_generic",
+        "ID_CONTACTO_ASISTENCIAL": "id_generic",
+        "ID_EMPLEO_PERSONAL_SANITARIO": "id_generic",
+        "CORREO_ELECTRONICO": "email",
+        "NUMERO_TELEFONO": "phone",
+        "NUMERO_FAX": "phone",
+        "PROFESION": "profession",
+        # Free-form ("other identifying facts"): nothing of the same kind to draw from.
+        "OTROS_SUJETO_ASISTENCIA": "redact",
+        "URL_WEB": "url",
+        "DIREC_PROT_INTERNET": "ip",
+    },
+    "swedish_ner": {"PER": "name", "LOC": "city", "ORG": "organisation", "MISC": "redact"},
+    "stockholm_epr": {
+        "First_Name": "first_name",
+        "Last_Name": "last_name",
+        "Phone_Number": "phone",
+        "Age": "age",
+        "Full_Date": "date",
+        "Date_Part": "date",
+        "Health_Care_Unit": "hospital",
+        "Location": "city",
+    },
+}
+for _preset in PRESETS.values():
+    for _label, _kind in RULE_KINDS.items():
+        _preset.setdefault(_label, _kind)
+# The three label sets share no label, so their union serves any of them.
+PRESETS["auto"] = {k: v for preset in list(PRESETS.values()) for k, v in preset.items()}
+
+# Faker locale for a pipeline language.
+LOCALES = {
+    "es": "es_ES", "sv": "sv_SE", "en": "en_US", "ca": "es_ES", "da": "da_DK", "de": "de_DE",
+    "et": "et_EE", "fi": "fi_FI", "fr": "fr_FR", "it": "it_IT", "nb": "no_NO", "nl": "nl_NL",
+    "pt": "pt_PT",
+}
+
+if not Doc.has_extension("deidentified"):
+    Doc.set_extension("deidentified", default=None)
+if not Doc.has_extension("deid_spans"):
+    Doc.set_extension("deid_spans", default=None)
+
+
+# --------------------------------------------------------------------------
+# Check digits (the same two functions live in deid_rules.py, which must not import this file)
+# --------------------------------------------------------------------------
+
+DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def dni_letter(number: int) -> str:
+    """Check letter of a Spanish DNI number (NIE: X/Y/Z read as 0/1/2 before the digits)."""
+    return DNI_LETTERS[number % 23]
+
+
+def luhn_digit(digits: str) -> int:
+    """Luhn check digit of `digits` (for a personnummer: the 9 digits YYMMDDNNN)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10
+
+
+# --------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------
+
+MONTHS = {
+    "es": (
+        ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
+         "septiembre", "octubre", "noviembre", "diciembre"),
+        ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"),
+    ),
+    "sv": (
+        ("januari", "februari", "mars", "april", "maj", "juni", "juli", "augusti",
+         "september", "oktober", "november", "december"),
+        ("jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"),
+    ),
+    "en": (
+        ("january", "february", "march", "april", "may", "june", "july", "august",
+         "september", "october", "november", "december"),
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    ),
+}
+# month word -> (month, is_abbreviation); the first language listed wins for shared words.
+_MONTH_WORDS: Dict[str, Tuple[int, bool]] = {"setiembre": (9, False), "sept": (9, True)}
+for _full, _abbr in MONTHS.values():
+    for _i, _w in enumerate(_full):
+        _MONTH_WORDS.setdefault(_w, (_i + 1, False))
+    for _i, _w in enumerate(_abbr):
+        _MONTH_WORDS.setdefault(_w, (_i + 1, True))
+_MON = "|".join(sorted(_MONTH_WORDS, key=len, reverse=True))
+_NOT_LETTER_AHEAD = r"(?![^\W\d_])"
+# Tried in this order; a later pattern only takes text that no earlier match took.
+_DATE_PATTERNS = [  # (pattern, needs a digit, needs a letter)
+    (re.compile(r"(?<!\d)(?P<y>\d{4})(?P<s>[-/.])(?P<m>\d{1,2})(?P=s)(?P<d>\d{1,2})(?!\d)"), True, False),
+    (re.compile(r"(?<!\d)(?P<d>\d{1,2})(?P<s>[-/.])(?P<m>\d{1,2})(?P=s)(?P<y>\d{4}|\d{2})(?!\d)"), True, False),
+    (re.compile(
+        r"(?<!\d)(?P<d>\d{1,2})(?::e|:a|º)?(?:\s+de\s+|\s+|[-/.]\s?)(?P<mon>" + _MON + r")"
+        + _NOT_LETTER_AHEAD + r"\.?(?:(?:\s+del?\s+|,?\s+|[-/.])(?P<y>\d{4})(?!\d))?",
+        re.IGNORECASE,
+    ), True, True),
+    (re.compile(
+        r"(?<![^\W\d_])(?P<mon>" + _MON + r")" + _NOT_LETTER_AHEAD
+        + r"\.?(?:\s+del?\s+|,?\s+|[-/])(?P<y>\d{4})(?!\d)",
+        re.IGNORECASE,
+    ), True, True),
+    (re.compile(r"(?<![\d/.-])(?P<m>\d{1,2})(?P<s>[-/.])(?P<y>\d{4})(?!\d)"), True, False),
+    (re.compile(r"(?<![\d/.-])(?P<d>\d{1,2})(?P<s>[/.])(?P<m>\d{1,2})(?![\d/]|[.-]\d)"), True, False),
+    (re.compile(r"(?<!\d)(?P<y>(?:1[89]|20)\d{2})(?!\d)"), True, False),
+    (re.compile(r"(?<![^\W\d_])(?P<mon>" + _MON + r")" + _NOT_LETTER_AHEAD, re.IGNORECASE), False, True),
+]
+
+
+def _full_year(text: str) -> int:
+    year = int(text)
+    if len(text) == 2:  # two-digit years: 00-30 are 2000s, the rest 1900s
+        year += 2000 if year <= 30 else 1900
+    return year
+
+
+def find_dates(text: str) -> List[Tuple[int, int, re.Match]]:
+    """Parsable dates in `text`: (start, end, match), sorted; invalid dates are left out."""
+    found: List[Tuple[int, int, re.Match]] = []
+    has_digit = any(c.isdigit() for c in text)
+    has_alpha = any(c.isalpha() for c in text)
+    covered = 0
+    for pattern, needs_digit, needs_alpha in _DATE_PATTERNS:
+        if (needs_digit and not has_digit) or (needs_alpha and not has_alpha):
+            continue
+        for m in pattern.finditer(text):
+            if any(m.start() < e and s < m.end() for s, e, _ in found):
+                continue
+            if _date_fields(m) is not None:
+                found.append((m.start(), m.end(), m))
+                covered += m.end() - m.start()
+        if covered == len(text):  # the usual case: the entity is one date
+            break
+    return sorted(found, key=lambda item: item[0])
+
+
+def _date_fields(m: re.Match) -> Optional[Tuple[Optional[int], Optional[int], Optional[int]]]:
+    groups = m.groupdict()
+    day = int(groups["d"]) if groups.get("d") else None
+    year = _full_year(groups["y"]) if groups.get("y") else None
+    if groups.get("mon"):
+        month = _MONTH_WORDS[groups["mon"].lower()][0]
+    else:
+        month = int(groups["m"]) if groups.get("m") else None
+    try:
+        date(year or 2000, month or 1, day or 1)
+    except ValueError:
+        return None
+    return day, month, year
+
+
+def _shift_match(m: re.Match, shift: timedelta, lang: str) -> str:
+    """The date of `m` moved by `shift`, written the way the original was written."""
+    day, month, year = _date_fields(m)  # type: ignore[misc]
+    # Missing parts are filled with the middle of the period, so that "2019" or "marzo de
+    # 2019" move with the same offset as the full dates of the document.
+    if day is None and month is None:
+        ref = date(year, 7, 1)  # type: ignore[arg-type]
+    else:
+        ref = date(year or 2000, month or 7, day or 15)
+    new = ref + shift
+    out = []
+    pos = m.start()
+    # Rebuild by replacing each present group in place, keeping the separators.
+    spans = sorted(
+        (m.start(g), m.end(g), g) for g in ("d", "m", "y", "mon") if m.groupdict().get(g) is not None
+    )
+    for start, end, group in spans:
+        out.append(m.string[pos:start])
+        original = m.group(group)
+        if group == "d":
+            value = f"{new.day:0{len(original)}d}" if original.startswith("0") else str(new.day)
+        elif group == "m":
+            value = f"{new.month:0{len(original)}d}" if original.startswith("0") else str(new.month)
+        elif group == "y":
+            value = f"{new.year % 100:02d}" if len(original) == 2 else str(new.year)
+        else:
+            value = _month_word(new.month, original, lang)
+        out.append(value)
+        pos = end
+    out.append(m.string[pos : m.end()])
+    return "".join(out)
+
+
+def _month_word(month: int, original: str, lang: str) -> str:
+    full, abbr = MONTHS.get(lang, MONTHS["en"])
+    word = (abbr if _MONTH_WORDS[original.lower()][1] else full)[month - 1]
+    return _match_case(original, word)
+
+
+# --------------------------------------------------------------------------
+# Locale data: one Faker per locale, word lists pulled out once
+# --------------------------------------------------------------------------
+
+
+class _Pool:
+    """Elements with optional weights (Faker keeps some lists as {name: weight})."""
+
+    def __init__(self, elements) -> None:
+        if isinstance(elements, dict):
+            items = [(k, w) for k, w in elements.items() if " " not in k]
+            self.elements = [k for k, _ in items]
+            self.cum_weights: Optional[List[float]] = list(itertools.accumulate(w for _, w in items))
+        else:
+            self.elements = [e for e in elements if " " not in e]
+            self.cum_weights = None
+        self.lookup = {e.casefold() for e in self.elements}
+
+    def draw(self, rng: random.Random) -> str:
+        if self.cum_weights is None:
+            return self.elements[int(rng.random() * len(self.elements))]
+        return rng.choices(self.elements, cum_weights=self.cum_weights)[0]
+
+
+class LocaleData:
+    """A Faker of one locale plus its name lists, built once per process."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self.lang = locale.split("_")[0]
+        self.fake = Faker(locale)
+        person = next(p for p in self.fake.get_providers() if hasattr(p, "last_names"))
+        female = getattr(person, "first_names_female", None) or person.first_names
+        male = getattr(person, "first_names_male", None) or person.first_names
+        self.first_female = _Pool(female)
+        self.first_male = _Pool(male)
+        self.last = _Pool(person.last_names)
+        address = next((p for p in self.fake.get_providers() if hasattr(p, "street_name")), None)
+        self.states = {s.casefold() for s in getattr(address, "states", ())}
+        self.regions = {s.casefold() for s in getattr(address, "regions", ())}
+        self.tld = {"es": "es", "sv": "se", "en": "com"}.get(self.lang, self.locale.split("_")[-1].lower())
+
+
+_LOCALE_DATA: Dict[str, LocaleData] = {}
+
+
+def locale_data(locale: str) -> LocaleData:
+    if locale not in _LOCALE_DATA:
+        _LOCALE_DATA[locale] = LocaleData(locale)
+    return _LOCALE_DATA[locale]
+
+
+# --------------------------------------------------------------------------
+# Surrogates of one document
+# --------------------------------------------------------------------------
+
+_NAME_KINDS = ("name", "first_name", "last_name")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_PARTICLES = {"de", "del", "la", "las", "los", "y", "i", "da", "van", "von", "der", "af", "el"}
+_TITLES = {"dr", "dra", "sr", "sra", "srta", "don", "doña", "dña", "prof", "doktor", "syster"}
+_COMPANY_SUFFIX = re.compile(
+    r"\s+(S\.?L\.?(N\.?E\.?|L\.?|U\.?)?|S\.?A\.?|S\.?Coop\.?|AB|HB|KB)$"
+)
+
+
+def _match_case(original: str, new: str) -> str:
+    if len(original) > 1 and original.isupper():
+        return new.upper()
+    if original.islower():
+        return new.lower()
+    return new
+
+
+def _ascii(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z]", "", text.lower())
+
+
+def _random_digits_like(text: str, rng: random.Random, keep: int = 0) -> str:
+    """Every digit after the first `keep` ones replaced by a random digit; the rest kept."""
+    out = []
+    seen = 0
+    for ch in text:
+        if ch.isdigit():
+            if seen >= keep:
+                ch = str(rng.randint(1 if seen == 0 and ch != "0" else 0, 9))
+            seen += 1
+        out.append(ch)
+    return "".join(out)
+
+
+_DNI_RE = re.compile(r"^(\d{1,2})(\.?)(\d{3})(\.?)(\d{3})([\s-]?)([A-Za-z])$")
+_NIE_RE = re.compile(r"^([XYZxyz])([\s-]?)(\d{7})([\s-]?)([A-Za-z])$")
+_PNR_RE = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+ ]?)(\d{3})(\d)$")
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+
+
+class Surrogates:
+    """Draws the surrogates of one document and remembers them (consistency).
+
+    All draws come from one `random.Random` seeded for the document, shared with Faker.
+    """
+
+    def __init__(self, data: LocaleData, rng: random.Random, originals: Sequence[Tuple[str, str]],
+                 max_date_shift: int, max_age_shift: int) -> None:
+        self.data = data
+        self.rng = rng
+        data.fake.random = rng
+        sign = 1 if rng.random() < 0.5 else -1
+        self.shift = timedelta(days=sign * rng.randint(1, max_date_shift) if max_date_shift > 0 else 0)
+        self.age_delta = (1 if rng.random() < 0.5 else -1) * rng.randint(1, max_age_shift) if max_age_shift > 0 else 0
+        # (kind, text) of the document's entities, so that no surrogate repeats (or contains)
+        # one of them or a part of one of its names.
+        self.originals = {text.casefold() for _, text in originals}
+        for kind, text in originals:
+            if kind in _NAME_KINDS:
+                self.originals.update(w.casefold() for w in _WORD.findall(text) if len(w) > 2)
+        self.long_originals = [o for o in self.originals if len(o) >= 4]
+        self.parts: Dict[str, str] = {}  # name part (casefolded) -> surrogate
+        self.values: Dict[Tuple[str, str], str] = {}
+
+    def get(self, kind: str, text: str) -> str:
+        key = (kind, text if kind in _NAME_KINDS else text.casefold())
+        if key not in self.values:
+            self.values[key] = getattr(self, "_" + kind)(text)
+        value = self.values[key]
+        return value if kind in _NAME_KINDS else _match_case(text, value)
+
+    def _fresh(self, draw: Callable[[], str], tries: int = 10) -> str:
+        """A draw that is none of the document's originals and contains none of them."""
+        value = draw()
+        for _ in range(tries):
+            folded = value.casefold()
+            if folded not in self.originals and not any(o in folded for o in self.long_originals):
+                break
+            value = draw()
+        return value
+
+    # Names --------------------------------------------------------------
+
+    def _name(self, text: str, role: Optional[str] = None) -> str:
+        words = list(_WORD.finditer(text))
+        real = [m for m in words if len(words) == 1 or m.group().casefold() not in _PARTICLES | _TITLES]
+        comma = text.find(",")
+        roles: Dict[int, str] = {}
+        for i, m in enumerate(real):
+            if role:
+                roles[m.start()] = role
+            elif comma >= 0:
+                roles[m.start()] = "last" if m.start() < comma else "first"
+            elif len(real) == 1:
+                roles[m.start()] = self._guess_role(m.group())
+            else:
+                # Leading known first names are first names ("María José García"); the first
+                # word always is, the last word never is.
+                leading = i == 0 or (
+                    i < len(real) - 1
+                    and roles.get(real[i - 1].start()) == "first"
+                    and self._is_first_name(m.group())
+                )
+                roles[m.start()] = "first" if leading else "last"
+        out, pos = [], 0
+        for m in words:
+            out.append(text[pos : m.start()])
+            pos = m.end()
+            if m.start() not in roles:
+                out.append(m.group())
+            else:
+                out.append(self._part(m.group(), roles[m.start()]))
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _first_name(self, text: str) -> str:
+        return self._name(text, "first")
+
+    def _last_name(self, text: str) -> str:
+        return self._name(text, "last")
+
+    def _is_first_name(self, word: str) -> bool:
+        folded = word.casefold()
+        return folded in self.data.first_female.lookup or folded in self.data.first_male.lookup
+
+    def _guess_role(self, word: str) -> str:
+        folded = word.casefold()
+        if folded in self.parts or folded in self.data.last.lookup:
+            return "last"
+        return "first" if self._is_first_name(word) else "last"
+
+    def _part(self, word: str, role: str) -> str:
+        folded = word.casefold()
+        initial = len(word) == 1
+        key = folded + "." if initial else folded
+        if key not in self.parts:
+            if role == "first":
+                female = folded in self.data.first_female.lookup
+                male = folded in self.data.first_male.lookup
+                if female == male:
+                    female = self.rng.random() < 0.5
+                pool = self.data.first_female if female else self.data.first_male
+            else:
+                pool = self.data.last
+            value = self._fresh(lambda: pool.draw(self.rng))
+            if initial:
+                value = next((c for c in value if c.upper() != word.upper()), value[0])
+                value = value.upper()
+            self.parts[key] = value
+        return _match_case(word, self.parts[key])
+
+    # Places and organisations -------------------------------------------
+
+    def _city(self, text: str) -> str:
+        return self._fresh(self.data.fake.city)
+
+    def _territory(self, text: str) -> str:
+        folded = text.casefold()
+        if re.fullmatch(r"[\d\s-]+", text):
+            if self.data.lang == "es" and re.fullmatch(r"\d{5}", text):  # province 01-52 + 3 digits
+                return f"{self.rng.randint(1, 52):02d}{self.rng.randint(0, 999):03d}"
+            return _random_digits_like(text, self.rng, keep=0)
+        fake = self.data.fake
+        if folded in self.data.regions and hasattr(fake, "region"):
+            return self._fresh(fake.region)
+        if folded in self.data.states and hasattr(fake, "state"):
+            return self._fresh(fake.state)
+        return self._fresh(fake.city)
+
+    def _country(self, text: str) -> str:
+        return self._fresh(self.data.fake.country)
+
+    def _street(self, text: str) -> str:
+        name = self._fresh(self.data.fake.street_name)
+        if re.search(r"\d", text):
+            name += f" {self.rng.randint(1, 150)}"
+        return name
+
+    def _hospital(self, text: str) -> str:
+        fake, rng, folded = self.data.fake, self.rng, text.casefold()
+        if self.data.lang == "sv":
+            if "vårdcentral" in folded:
+                templates = ["Vårdcentralen {city}", "{city} vårdcentral"]
+            elif re.match(r"avd", folded):
+                return _random_digits_like(text, rng) if re.search(r"\d", text) else "avdelning " + str(rng.randint(1, 99))
+            else:
+                templates = ["{city} sjukhus", "Universitetssjukhuset i {city}", "Sjukhuset i {city}", "{city} lasarett"]
+        elif self.data.lang == "es":
+            if re.search(r"centro de salud|\bc\.\s?s\.|ambulatorio|consultorio", folded):
+                templates = ["Centro de Salud {city}", "Centro de Salud {last}", "Consultorio de {city}"]
+            else:
+                templates = ["Hospital Universitario de {city}", "Hospital General de {city}", "Hospital Clínico de {city}",
+                             "Complejo Hospitalario de {city}", "Hospital {last}", "Clínica {last}"]
+        else:
+            templates = ["{city} Hospital", "{last} Medical Center"]
+        template = templates[int(rng.random() * len(templates))]
+        return self._fresh(lambda: template.format(city=fake.city(), last=self.data.last.draw(rng)))
+
+    def _organisation(self, text: str) -> str:
+        return self._fresh(lambda: _COMPANY_SUFFIX.sub("", self.data.fake.company()).strip(" ,"))
+
+    def _profession(self, text: str) -> str:
+        def draw() -> str:
+            for _ in range(20):
+                job = self.data.fake.job().split("(")[0].split(",")[0].strip()
+                if len(job.split()) <= 3:
+                    return job
+            return job
+        return self._fresh(draw)
+
+    # Dates and ages ------------------------------------------------------
+
+    def _date(self, text: str) -> str:
+        found = find_dates(text)
+        if not found:
+            # Nothing to shift ("ayer", "Semana Santa"): a date of the same document period.
+            new = date(2000, 1, 1) + timedelta(days=self.rng.randint(0, 20 * 365))
+            return f"{new.day:02d}/{new.month:02d}/{new.year}" if self.data.lang == "es" else new.isoformat()
+        out, pos = [], 0
+        for start, end, m in found:
+            out.append(text[pos:start])
+            out.append(_shift_match(m, self.shift, self.data.lang))
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _age(self, text: str) -> str:
+        if not re.search(r"\d", text):
+            return str(self.rng.randint(20, 85))
+
+        def move(m: re.Match) -> str:
+            n = int(m.group())
+            if n >= 90:  # HIPAA: ages over 89 are one group
+                return "90"
+            if n == 0:
+                return m.group()
+            new = n + self.age_delta
+            if not 1 <= new <= 89:
+                new = n - self.age_delta
+            return str(max(new, 1))
+
+        return re.sub(r"\d+", move, text)
+
+    # Contact details, IDs ------------------------------------------------
+
+    def _phone(self, text: str) -> str:
+        # Keep the country code, the trunk 0 and the first digit of the number (mobile or
+        # landline, the format stays valid); every other digit is drawn.
+        m = re.match(r"\s*(?:\+|00)(\d{2})[\s.-]*(?:\(0\)\s*)?", text)
+        keep = 2 if m else 0
+        rest = text[m.end():] if m else text
+        keep += 2 if rest.lstrip("(").startswith("0") else 1
+        return self._fresh(lambda: _random_digits_like(text, self.rng, keep=keep))
+
+    def _email(self, text: str) -> str:
+        first = _ascii(self.data.first_female.draw(self.rng) if self.rng.random() < 0.5 else self.data.first_male.draw(self.rng))
+        last = _ascii(self.data.last.draw(self.rng))
+        user = [f"{first}.{last}", f"{first[:1]}{last}", f"{first}{self.rng.randint(1, 99)}"][self.rng.randint(0, 2)]
+        return self._fresh(lambda: f"{user}@{self.data.fake.free_email_domain()}")
+
+    def _url(self, text: str) -> str:
+        scheme = re.match(r"(?i)(https?://)?(www\.)?", text)
+        word = _ascii(self.data.last.draw(self.rng)) or "clinica"
+        return self._fresh(lambda: f"{scheme.group(1) or ''}{scheme.group(2) or ''}{word}.{self.data.tld}")
+
+    def _ip(self, text: str) -> str:
+        if ":" in text:
+            return ":".join(f"{self.rng.randint(0, 0xFFFF):x}" for _ in range(8))
+        return ".".join(str(self.rng.randint(1 if i == 0 else 0, 223 if i == 0 else 255)) for i in range(4))
+
+    def _id_es_dni(self, text: str) -> str:
+        if _DNI_RE.match(text):
+            m = _DNI_RE.match(text)
+            number = self.rng.randint(10_000_000, 99_999_999)
+            digits = f"{number:08d}"
+            if len(m.group(1)) == 1:  # "1.234.567-L": seven digits, keep the length
+                number = self.rng.randint(1_000_000, 9_999_999)
+                digits = str(number)
+            head = digits[: len(digits) - 6]
+            letter = _match_case(m.group(7), dni_letter(number))
+            return f"{head}{m.group(2)}{digits[-6:-3]}{m.group(4)}{digits[-3:]}{m.group(6)}{letter}"
+        m = _NIE_RE.match(text)
+        if m:
+            first = self.rng.randint(0, 2)
+            body = f"{self.rng.randint(0, 9_999_999):07d}"
+            letter = dni_letter(int(f"{first}{body}"))
+            prefix = _match_case(m.group(1), "XYZ"[first])
+            return f"{prefix}{m.group(2)}{body}{m.group(4)}{_match_case(m.group(5), letter)}"
+        return self._id_generic(text, detect=False)
+
+    def _id_se_personnummer(self, text: str) -> str:
+        m = _PNR_RE.match(text)
+        if not m:
+            return self._id_generic(text, detect=False)
+        century, yy, mm, dd, sep, serial, _ = m.groups()
+        coordination = int(dd) > 60  # samordningsnummer: day + 60
+        try:
+            year = int(century) * 100 + int(yy) if century else 1900 + int(yy) + (100 if int(yy) <= 25 and sep != "+" else 0)
+            born = date(year, int(mm), int(dd) - (60 if coordination else 0)) + self.shift
+        except ValueError:
+            born = date(1930, 1, 1) + timedelta(days=self.rng.randint(0, 80 * 365))
+        # The third serial digit is odd for men and even for women: keep its parity.
+        parity = int(serial[2]) % 2
+        new_serial = f"{self.rng.randint(0, 99):02d}{self.rng.randrange(parity, 10, 2)}"
+        day = born.day + (60 if coordination else 0)
+        body = f"{born.year % 100:02d}{born.month:02d}{day:02d}{new_serial}"
+        prefix = f"{born.year // 100}" if century else ""
+        return f"{prefix}{body[:6]}{sep}{body[6:]}{luhn_digit(body)}"
+
+    def _id_generic(self, text: str, detect: bool = True) -> str:
+        stripped = text.strip()
+        if detect and stripped == text:
+            if _DNI_RE.match(text) or _NIE_RE.match(text):
+                return self._id_es_dni(text)
+            if _PNR_RE.match(text):
+                return self._id_se_personnummer(text)
+        # Letter runs of two or more are prefixes ("NHC", "COL"): kept. Single letters and
+        # digits are drawn.
+        def draw() -> str:
+            out = _random_digits_like(text, self.rng)
+            return _LETTER_RUN.sub(
+                lambda m: m.group() if len(m.group()) > 1 else _match_case(m.group(), chr(65 + self.rng.randint(0, 25))), out
+            )
+        return self._fresh(draw)
+
+    # Kept -----------------------------------------------------------------
+
+    def _sex(self, text: str) -> str:
+        return text
+
+    def _keep(self, text: str) -> str:
+        return text
+
+
+# --------------------------------------------------------------------------
+# The component
+# --------------------------------------------------------------------------
+
+
+def document_seed(seed: int, text: str) -> int:
+    """Seed of a document's draws: depends on the component's seed and the text only."""
+    digest = hashlib.blake2b(text.encode("utf8", "surrogatepass"), digest_size=8, key=str(seed).encode("utf8"))
+    return int.from_bytes(digest.digest(), "little")
+
+
+class DeidTransform:
+    """Writes `doc._.deidentified` and `doc._.deid_spans` from `doc.ents`."""
+
+    def __init__(self, name: str, lang: str, mode: str = "pseudonymize", mask_char: str = "*",
+                 preset: str = "auto", label_map: Optional[Dict[str, str]] = None,
+                 default_kind: str = "redact", seed: int = 0, locale: Optional[str] = None,
+                 redact_template: str = "[{label}]", max_date_shift: int = 365,
+                 max_age_shift: int = 2, rules_key: str = "deid_rules") -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"deid_transform: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        self.name = name
+        self.mode = mode
+        self.mask_char = mask_char
+        self.preset = preset
+        self.label_map = {**PRESETS[preset], **(label_map or {})}
+        self.default_kind = default_kind
+        self.seed = seed
+        self.locale = locale or LOCALES.get(lang, "en_US")
+        self.redact_template = redact_template
+        self.max_date_shift = max_date_shift
+        self.max_age_shift = max_age_shift
+        self.rules_key = rules_key
+        bad = {k for k in [default_kind, *self.label_map.values()] if k not in KINDS}
+        if bad:
+            raise ValueError(f"deid_transform: unknown surrogate kind(s) {sorted(bad)}; choose from {list(KINDS)}")
+        if len(mask_char) != 1:
+            raise ValueError("deid_transform: mask_char must be one character")
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"deid_transform: unknown mode {value!r}; choose one of {MODES}")
+        self._mode = value
+
+    def kind(self, label: str) -> str:
+        return self.label_map.get(label, self.default_kind)
+
+    def __call__(self, doc: Doc) -> Doc:
+        text = doc.text
+        ents = doc.ents
+        from_rules = set()
+        if self.rules_key in doc.spans:
+            from_rules = {(s.start_char, s.end_char) for s in doc.spans[self.rules_key]}
+        surrogates: Optional[Surrogates] = None
+        pieces: List[str] = []
+        spans: List[Dict[str, object]] = []
+        pos = out_len = 0
+        for ent in ents:
+            label, original = ent.label_, ent.text
+            kind = self.kind(label)
+            treatment = kind if kind in ("keep", "redact", "mask") else self._mode
+            if treatment == "redact":
+                new = self.redact_template.format(label=label, kind=kind)
+            elif treatment == "mask":
+                new = "".join(c if c.isspace() else self.mask_char for c in original)
+            elif treatment == "keep":
+                new = original
+            else:
+                if surrogates is None:
+                    rng = random.Random(document_seed(self.seed, text))
+                    originals = [(self.kind(e.label_), e.text) for e in ents]
+                    surrogates = Surrogates(locale_data(self.locale), rng, originals,
+                                            self.max_date_shift, self.max_age_shift)
+                new = surrogates.get(kind, original)
+            pieces.append(text[pos : ent.start_char])
+            out_len += ent.start_char - pos
+            pieces.append(new)
+            spans.append({
+                "start": ent.start_char, "end": ent.end_char, "label": label, "kind": kind,
+                "source": "rules" if (ent.start_char, ent.end_char) in from_rules else "ner",
+                "out_start": out_len, "out_end": out_len + len(new), "replacement": new,
+            })
+            out_len += len(new)
+            pos = ent.end_char
+        pieces.append(text[pos:])
+        doc._.deidentified = "".join(pieces)
+        doc._.deid_spans = spans
+        return doc
+
+
+@Language.factory(
+    "deid_transform",
+    assigns=["doc._.deidentified", "doc._.deid_spans"],
+    requires=["doc.ents"],
+    default_config={
+        "mode": "pseudonymize",
+        "mask_char": "*",
+        "preset": "auto",
+        "label_map": {},
+        "default_kind": "redact",
+        "seed": 0,
+        "locale": None,
+        "redact_template": "[{label}]",
+        "max_date_shift": 365,
+        "max_age_shift": 2,
+        "rules_key": "deid_rules",
+    },
+)
+def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, preset: str,
+                        label_map: Dict[str, str], default_kind: str, seed: int,
+                        locale: Optional[str], redact_template: str, max_date_shift: int,
+                        max_age_shift: int, rules_key: str) -> DeidTransform:
+    """De-identify `doc.ents` (see the module docstring).
+
+    mode: redact | mask | pseudonymize. preset: meddocan | swedish_ner | stockholm_epr | auto
+    (their union); label_map: label -> kind overrides on top of the preset (kinds: KINDS);
+    labels in neither get `default_kind`. locale: Faker locale, default from nlp.lang.
+    """
+    return DeidTransform(name, nlp.lang, mode=mode, mask_char=mask_char, preset=preset,
+                         label_map=label_map, default_kind=default_kind, seed=seed, locale=locale,
+                         redact_template=redact_template, max_date_shift=max_date_shift,
+                         max_age_shift=max_age_shift, rules_key=rules_key)

@@ -1,0 +1,308 @@
+"""Rules for structured PHI, merged with the NER predictions.
+
+Registered factory ``deid_rules``; add it after ``ner`` and before ``deid_transform``::
+
+    nlp.add_pipe("deid_rules", after="ner", config={"policy": "ner"})
+
+It finds e-mail addresses, URLs, IP addresses, phone and fax numbers (Spanish and Swedish
+formats), Spanish DNI and NIE (check letter validated), Swedish personnummer (date and Luhn
+digit validated), numeric dates and, when asked, postcodes. The matches are put on
+``doc.spans["deid_rules"]`` and merged into ``doc.ents`` without overlaps:
+
+* ``policy = "ner"``: the model's entities stay; a match that overlaps one is dropped.
+* ``policy = "longest"``: the longer span wins (in tokens; the model's on a tie).
+* ``policy = "rules"``: a match replaces the entities it overlaps.
+
+Rule names (EMAIL, URL, IP, PHONE, FAX, DNI, NIE, PERSONNUMMER, DATE, POSTCODE) become
+labels of the pipeline's label set through ``preset`` (``auto``: from ``nlp.lang``, es →
+meddocan, sv → stockholm_epr) and ``label_map`` (rule → label; an empty label switches the
+rule off). A rule without a label in the set keeps its own name as the label;
+``deid_transform`` knows those names.
+
+Package-safe: imports only the standard library and spaCy.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+
+# In order of precedence when two matches of the same length overlap.
+RULES = ("EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "DATE", "PHONE", "FAX", "POSTCODE")
+DEFAULT_RULES = ["EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "DATE", "PHONE", "FAX"]
+POLICIES = ("ner", "longest", "rules")
+PRESETS: Dict[str, Dict[str, str]] = {
+    "meddocan": {
+        "EMAIL": "CORREO_ELECTRONICO",
+        "URL": "URL_WEB",
+        "IP": "DIREC_PROT_INTERNET",
+        "PHONE": "NUMERO_TELEFONO",
+        "FAX": "NUMERO_FAX",
+        "DNI": "ID_SUJETO_ASISTENCIA",
+        "NIE": "ID_SUJETO_ASISTENCIA",
+        "PERSONNUMMER": "ID_SUJETO_ASISTENCIA",
+        "DATE": "FECHAS",
+        "POSTCODE": "TERRITORIO",
+    },
+    "stockholm_epr": {"PHONE": "Phone_Number", "FAX": "Phone_Number", "DATE": "Full_Date", "POSTCODE": "Location"},
+    "swedish_ner": {"POSTCODE": "LOC"},
+    "none": {},
+}
+LANG_PRESETS = {"es": "meddocan", "sv": "stockholm_epr"}
+
+# --------------------------------------------------------------------------
+# Check digits (the same two functions live in deid_component.py; each file stands alone)
+# --------------------------------------------------------------------------
+
+DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def dni_letter(number: int) -> str:
+    """Check letter of a Spanish DNI number (NIE: X/Y/Z read as 0/1/2 before the digits)."""
+    return DNI_LETTERS[number % 23]
+
+
+def luhn_digit(digits: str) -> int:
+    """Luhn check digit of `digits` (for a personnummer: the 9 digits YYMMDDNNN)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10
+
+
+def is_valid_dni(text: str) -> bool:
+    """"12345678Z", "12.345.678-Z", "X1234567L" (NIE) with the right check letter."""
+    compact = re.sub(r"[\s.-]", "", text).upper()
+    m = re.fullmatch(r"([XYZ]\d{7}|\d{8})([A-Z])", compact)
+    if not m:
+        return False
+    number = m.group(1)
+    if number[0] in "XYZ":
+        number = str("XYZ".index(number[0])) + number[1:]
+    return dni_letter(int(number)) == m.group(2)
+
+
+def is_valid_personnummer(text: str) -> bool:
+    """(CC)YYMMDD[-+]NNNC with a real date (day + 60: samordningsnummer) and the Luhn digit."""
+    m = re.fullmatch(r"(\d{2})?(\d{2})(\d{2})(\d{2})[-+ ]?(\d{3})(\d)", text.strip())
+    if not m:
+        return False
+    century, yy, mm, dd, serial, check = m.groups()
+    day = int(dd) - 60 if int(dd) > 60 else int(dd)
+    try:
+        date(int(century or "20") * 100 + int(yy) if century else 2000, int(mm), day)
+    except ValueError:
+        return False
+    return luhn_digit(yy + mm + dd + serial) == int(check)
+
+
+# --------------------------------------------------------------------------
+# Patterns
+# --------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w-])")
+_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"'()\[\]{}]+")
+_IP4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)")
+_IP6 = re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}(?![\w:])")
+_PNR = re.compile(r"(?<![\w-])(?:(?:19|20)\d{2}|\d{2})\d{4}[-+]?\d{4}(?![\w-])")
+_DNI = re.compile(r"(?<![\w.])\d{1,2}\.?\d{3}\.?\d{3}[ -]?[A-Za-z](?!\w)")
+_NIE = re.compile(r"(?<!\w)[XYZxyz][ -]?\d{7}[ -]?[A-Za-z](?!\w)")
+# A run of digit groups, optionally with a country code; validated (and trimmed) below.
+_PHONE = re.compile(r"(?<![\w+/.,-])(?:(?:\+|00)\d{2}[ .-]?(?:\(0\)[ ]?)?)?\(?\d{1,4}\)?(?:[ .-]?\d{1,4}){1,6}(?![\w/])")
+_DATE = re.compile(
+    r"(?<![\w/.-])(?:\d{1,2}([/.-])\d{1,2}\1(?:\d{4}|\d{2})|(?:19|20)\d{2}-\d{1,2}-\d{1,2})(?![\w/-]|\.\d)"
+)
+_POSTCODE = re.compile(
+    r"(?i:\bC\.\s?P\.?|\bCP\b|código postal)[:\s]*(?P<es>(?:0[1-9]|[1-4]\d|5[0-2])\d{3})\b"
+    r"|(?<![\d-])(?P<es2>(?:0[1-9]|[1-4]\d|5[0-2])\d{3})(?= [A-ZÁÉÍÓÚÑ][a-záéíóúñ]+)"
+    r"|(?<![\d-])(?:S-)?(?P<sv>[1-9]\d{2} ?\d{2})(?= [A-ZÅÄÖ][a-zåäö]+)"
+)
+
+
+def _is_phone(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    compact = re.sub(r"[\s.()-]", "", text)
+    if compact.startswith("+34") or compact.startswith("0034"):
+        national = digits[2:] if compact.startswith("+") else digits[4:]
+        return len(national) == 9 and national[0] in "6789"
+    if compact.startswith("+46") or compact.startswith("0046"):
+        national = re.sub(r"\D", "", re.sub(r"^(\+|00)46[ .-]?(\(0\))?", "", text))
+        return 7 <= len(national) <= 9 and national[0] != "0"
+    if compact.startswith("+"):
+        return 8 <= len(digits) <= 13
+    if digits.startswith("0"):  # Swedish trunk prefix: 0 + 7 to 9 digits
+        return 8 <= len(digits) <= 10 and digits[1] != "0" and bool(re.search(r"\D", text.strip()))
+    return len(digits) == 9 and digits[0] in "6789"
+
+
+def _phones(text: str) -> Iterator[Tuple[int, int]]:
+    for m in _PHONE.finditer(text):
+        s, e = m.span()
+        if _DATE.fullmatch(m.group()) and _valid_date(m.group()):  # "01.03.2019"
+            continue
+        # A run that is too long may hold a number and what follows it: drop trailing groups.
+        while e > s:
+            if _is_phone(text[s:e]):
+                yield s, e
+                break
+            cut = max(text.rfind(" ", s, e), text.rfind("-", s, e), text.rfind(".", s, e))
+            if cut <= s:
+                break
+            e = cut
+            while e > s and not text[e - 1].isdigit():
+                e -= 1
+
+
+def _valid_date(match: str) -> bool:
+    parts = re.split(r"[/.-]", match)
+    if len(parts[0]) == 4:
+        y, m, d = parts
+    else:
+        d, m, y = parts
+    year = int(y) + (2000 if len(y) == 2 else 0)
+    try:
+        date(year, int(m), int(d))
+    except ValueError:
+        return False
+    return True
+
+
+def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES,
+                        validate: bool = True) -> List[Tuple[int, int, str]]:
+    """(start, end, rule) of the matches in `text`, sorted and without overlaps.
+
+    Overlaps between rules go to the longer match; on a tie to the rule listed first in RULES
+    (a personnummer or a DNI before a phone number).
+    """
+    found: List[Tuple[int, int, str]] = []
+    enabled = set(rules)
+    if "EMAIL" in enabled and "@" in text:
+        found += [(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)]
+    if "URL" in enabled and ("http" in text or "www" in text or "WWW" in text):
+        for m in _URL.finditer(text):
+            end = m.end()
+            while end > m.start() and text[end - 1] in ".,;:!?":
+                end -= 1
+            found.append((m.start(), end, "URL"))
+    if "IP" in enabled:
+        found += [(m.start(), m.end(), "IP") for m in _IP4.finditer(text)]
+        if ":" in text:
+            found += [(m.start(), m.end(), "IP") for m in _IP6.finditer(text)]
+    if "PERSONNUMMER" in enabled:
+        found += [(m.start(), m.end(), "PERSONNUMMER") for m in _PNR.finditer(text)
+                  if not validate or is_valid_personnummer(m.group())]
+    if "DNI" in enabled:
+        found += [(m.start(), m.end(), "DNI") for m in _DNI.finditer(text)
+                  if (len(re.sub(r"\D", "", m.group())) == 8) and (not validate or is_valid_dni(m.group()))]
+    if "NIE" in enabled:
+        found += [(m.start(), m.end(), "NIE") for m in _NIE.finditer(text) if not validate or is_valid_dni(m.group())]
+    if "PHONE" in enabled or "FAX" in enabled:
+        for s, e in _phones(text):
+            is_fax = "fax" in text[max(0, s - 15) : s].lower()
+            rule = "FAX" if is_fax and "FAX" in enabled else "PHONE"
+            if rule in enabled:
+                found.append((s, e, rule))
+    if "DATE" in enabled:
+        found += [(m.start(), m.end(), "DATE") for m in _DATE.finditer(text) if _valid_date(m.group())]
+    if "POSTCODE" in enabled:
+        for m in _POSTCODE.finditer(text):
+            group = next(g for g in ("es", "es2", "sv") if m.group(g))
+            found.append((m.start(group), m.end(group), "POSTCODE"))
+    order = {rule: i for i, rule in enumerate(RULES)}
+    found.sort(key=lambda f: (-(f[1] - f[0]), order[f[2]], f[0]))
+    kept: List[Tuple[int, int, str]] = []
+    for start, end, rule in found:
+        if all(end <= s or start >= e for s, e, _ in kept):
+            kept.append((start, end, rule))
+    return sorted(kept)
+
+
+# --------------------------------------------------------------------------
+# The component
+# --------------------------------------------------------------------------
+
+
+def merge_spans(ner: Sequence[Span], rules: Sequence[Span], policy: str) -> List[Span]:
+    """The entities of a document from the model's and the rules' spans, without overlaps."""
+    if policy == "longest":
+        # filter_spans keeps the longest span; on a tie the first listed (the model's).
+        return filter_spans(list(ner) + list(rules))
+    first, second = (ner, rules) if policy == "ner" else (rules, ner)
+    taken = set()
+    for span in first:
+        taken.update(range(span.start, span.end))
+    merged = list(first) + [s for s in second if not taken.intersection(range(s.start, s.end))]
+    return sorted(merged, key=lambda s: s.start)
+
+
+class DeidRules:
+    """Adds regex matches for structured PHI to `doc.ents` (see the module docstring)."""
+
+    def __init__(self, name: str, lang: str, rules: Sequence[str] = DEFAULT_RULES, preset: str = "auto",
+                 label_map: Optional[Dict[str, str]] = None, policy: str = "ner",
+                 validate_checksums: bool = True, alignment_mode: str = "expand",
+                 spans_key: str = "deid_rules") -> None:
+        unknown = set(rules) - set(RULES)
+        if unknown:
+            raise ValueError(f"deid_rules: unknown rule(s) {sorted(unknown)}; choose from {list(RULES)}")
+        if policy not in POLICIES:
+            raise ValueError(f"deid_rules: unknown policy {policy!r}; choose one of {POLICIES}")
+        if preset == "auto":
+            preset = LANG_PRESETS.get(lang, "none")
+        if preset not in PRESETS:
+            raise ValueError(f"deid_rules: unknown preset {preset!r}; choose one of {sorted(PRESETS) + ['auto']}")
+        self.name = name
+        self.preset = preset
+        self.labels = {rule: rule for rule in RULES}
+        self.labels.update(PRESETS[preset])
+        self.labels.update(label_map or {})
+        # A rule mapped to an empty label is switched off.
+        self.rules = [r for r in rules if self.labels.get(r)]
+        self.policy = policy
+        self.validate_checksums = validate_checksums
+        self.alignment_mode = alignment_mode
+        self.spans_key = spans_key
+
+    def __call__(self, doc: Doc) -> Doc:
+        matches = find_structured_phi(doc.text, self.rules, self.validate_checksums)
+        spans = []
+        for start, end, rule in matches:
+            span = doc.char_span(start, end, label=self.labels[rule], alignment_mode=self.alignment_mode)
+            if span is not None and len(span):
+                spans.append(span)
+        spans = filter_spans(spans)  # "expand" may make two matches share a token
+        doc.spans[self.spans_key] = spans
+        if spans:
+            doc.ents = merge_spans(doc.ents, spans, self.policy)
+        return doc
+
+
+@Language.factory(
+    "deid_rules",
+    assigns=["doc.ents", "doc.spans"],
+    default_config={
+        "rules": DEFAULT_RULES,
+        "preset": "auto",
+        "label_map": {},
+        "policy": "ner",
+        "validate_checksums": True,
+        "alignment_mode": "expand",
+        "spans_key": "deid_rules",
+    },
+)
+def make_deid_rules(nlp: Language, name: str, rules: List[str], preset: str, label_map: Dict[str, str],
+                    policy: str, validate_checksums: bool, alignment_mode: str, spans_key: str) -> DeidRules:
+    """Regex rules for structured PHI merged into doc.ents (see the module docstring).
+
+    rules: which of RULES to run (POSTCODE is off by default). preset: meddocan |
+    stockholm_epr | swedish_ner | none | auto (from nlp.lang). label_map: rule -> label
+    overrides ("" switches a rule off). policy: ner | longest | rules.
+    """
+    return DeidRules(name, nlp.lang, rules=rules, preset=preset, label_map=label_map, policy=policy,
+                     validate_checksums=validate_checksums, alignment_mode=alignment_mode,
+                     spans_key=spans_key)
