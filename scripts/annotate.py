@@ -13,18 +13,25 @@ Each chunk is one Doc of the output DocBin; its `user_data` keeps where it came 
     source_id     the note's "id" in the JSONL (keep chunks of one note on one side of a split)
     chunk         chunk index within the note (0, 1, ...)
     char_offset   where the chunk starts in the note's text
-    provenance    every other field of the JSONL line (prompt, sample, base_model,
-                  adapter_hash, sampling, seed, ...), as written by the generator
+    provenance    every other field of the JSONL line as the generator wrote it (prompt_id,
+                  prompt, sample_index, seed, and its own provenance: base model, adapter,
+                  sampling settings, ...)
+
+With `--dev-output`, a seeded share of the notes (10 % by default; every chunk of a note on
+the same side) goes to a second DocBin: the dev set the synthetic model is selected on, as
+whoever trains it is assumed to have no real data.
 
 The report puts the entities per label of the synthetic corpus next to the gold corpus's,
 as counts and per 1,000 words, with their ratio: a label at ratio 0.2 is one the generator
-under-produces (or the annotator misses), whatever the corpus sizes. Only counts and labels
-are printed or written, never text.
+under-produces (or the annotator misses), whatever the corpus sizes. The printout and the
+report hold counts and labels only, never text.
 
-    python -m scripts.annotate MODEL synthetic.jsonl corpus/x/synthetic.spacy \\
-        --gold corpus/x/train.spacy --report metrics/x/annotate.json --code scripts/functions.py
+    python -m scripts.annotate MODEL synthetic.jsonl corpus/x/synthetic/train.spacy \\
+        --dev-output corpus/x/synthetic/dev.spacy --gold corpus/x/train.spacy \\
+        --report corpus/x/synthetic/annotate.json --code scripts/functions.py
 """
 import json
+import random
 import time
 from collections import Counter
 from pathlib import Path
@@ -133,6 +140,24 @@ def compare_labels(synthetic: Dict, gold: Optional[Dict], labels: Iterable[str] 
     return {label: rows[label] for label in order}
 
 
+def held_out_ids(jsonl_path: Path, share: float, seed: int) -> set:
+    """Ids of a seeded `share` of the non-blank notes (at least one, and never all of them)."""
+    if not 0 < share < 1:
+        raise CorpusError(f"--dev-share must be between 0 and 1, not {share}")
+    ids = list(dict.fromkeys(record["id"] for _, record in read_synthetic(jsonl_path) if record["text"].strip()))
+    if len(ids) < 2:
+        raise CorpusError(f"{jsonl_path}: {len(ids)} note(s): too few to hold out a dev set")
+    random.Random(seed).shuffle(ids)
+    return set(ids[:min(len(ids) - 1, max(1, round(share * len(ids))))])
+
+
+def write_docbin(docbin: DocBin, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(path.name + ".tmp")
+    docbin.to_disk(tmp_path)
+    tmp_path.replace(path)
+
+
 def annotate(
     nlp: Language,
     jsonl_path: Path,
@@ -141,16 +166,22 @@ def annotate(
     batch_size: int = 64,
     n_process: int = 1,
     gold_path: Optional[Path] = None,
+    dev_output: Optional[Path] = None,
+    dev_share: float = 0.1,
+    seed: int = 0,
     progress: bool = False,
 ) -> Dict:
     """Label the synthetic notes in chunks and write them as a DocBin; return the report.
 
-    The DocBin is written to a temporary name and renamed at the end, so an error never
+    With `dev_output`, a seeded `dev_share` of the notes (all chunks of a note together) go
+    there instead: the synthetic model's dev set, since the real data is not at hand.
+    DocBins are written to a temporary name and renamed at the end, so an error never
     leaves a half-written corpus behind.
     """
     if max_words < 1:
         raise CorpusError(f"--max-words must be at least 1, not {max_words}")
     jsonl_path, output_path = Path(jsonl_path), Path(output_path)
+    dev_ids = held_out_ids(jsonl_path, dev_share, seed) if dev_output is not None else set()
     gold = None
     if gold_path is not None:
         if not Path(gold_path).is_file():
@@ -158,7 +189,7 @@ def annotate(
         gold = corpus_stats(DocBin().from_disk(gold_path).get_docs(nlp.vocab))
     counts: Counter = Counter()
     chunks = synthetic_chunks(nlp, read_synthetic(jsonl_path), max_words, counts)
-    docbin = DocBin(store_user_data=True)
+    docbin, dev_docbin = DocBin(store_user_data=True), DocBin(store_user_data=True)
     labels: Counter = Counter()
     n_chunks = n_words = n_tokens = 0
     start = time.perf_counter()
@@ -172,20 +203,23 @@ def annotate(
         n_tokens += len(doc)
         n_words += count_words(doc)
         labels.update(ent.label_ for ent in doc.ents)
-        docbin.add(doc)
+        (dev_docbin if context["source_id"] in dev_ids else docbin).add(doc)
     seconds = time.perf_counter() - start
     if counts["documents"] == 0:
         raise CorpusError(f"{jsonl_path}: no documents found")
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = output_path.with_name(output_path.name + ".tmp")
-    docbin.to_disk(tmp_path)
-    tmp_path.replace(output_path)
+    write_docbin(docbin, output_path)
+    if dev_output is not None:
+        write_docbin(dev_docbin, Path(dev_output))
     synthetic = {"documents": counts["documents"], "words": n_words, "entities": sum(labels.values()),
                  "per_label": dict(labels.most_common())}
     known = nlp.get_pipe("ner").labels if "ner" in nlp.pipe_names else ()
     return {
         "input": str(jsonl_path),
         "output": str(output_path),
+        "dev_output": str(dev_output) if dev_output is not None else None,
+        "dev_documents": len(dev_ids),
+        "dev_chunks": len(dev_docbin),
+        "seed": seed,
         "annotator": {"lang": nlp.lang, "name": nlp.meta.get("name"), "version": nlp.meta.get("version"),
                       "pipeline": list(nlp.pipe_names)},
         "gold_path": str(gold_path) if gold_path is not None else None,
@@ -233,7 +267,11 @@ def print_report(report: Dict) -> None:
            if row.get("ratio") is not None and row["ratio"] < UNDER_PRODUCED]
     if low:
         msg.warn(f"Under-produced (rate below {UNDER_PRODUCED:.0%} of gold's): {', '.join(low)}")
-    msg.good(f"Wrote {report['chunks']:,} annotated chunks → {report['output']}")
+    if report["dev_output"]:
+        msg.good(f"Wrote {report['chunks'] - report['dev_chunks']:,} annotated chunks → {report['output']}, "
+                 f"{report['dev_chunks']:,} of {report['dev_documents']:,} held-out notes → {report['dev_output']}")
+    else:
+        msg.good(f"Wrote {report['chunks']:,} annotated chunks → {report['output']}")
 
 
 def main(
@@ -242,6 +280,9 @@ def main(
     output_path: Path = typer.Argument(..., help="Output .spacy file (DocBin, one chunk per Doc)"),
     gold_path: Optional[Path] = typer.Option(None, "--gold", help="Gold DocBin to compare entities per label with"),
     report_path: Optional[Path] = typer.Option(None, "--report", help="Write the report as JSON here"),
+    dev_output: Optional[Path] = typer.Option(None, "--dev-output", help="Hold out notes for the synthetic model's dev set into this DocBin"),
+    dev_share: float = typer.Option(0.1, "--dev-share", help="Share of the notes held out (with --dev-output)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the dev hold-out"),
     max_words: int = typer.Option(128, "--max-words", help="Most words per chunk (the paper: 128)"),
     n_process: int = typer.Option(1, "--n-process", help="Processes for nlp.pipe (CPU pipelines)"),
     batch_size: int = typer.Option(64, "--batch-size", help="Chunks per nlp.pipe batch"),
@@ -260,7 +301,8 @@ def main(
     except (OSError, IOError, ValueError) as err:
         msg.fail(f"Can't load pipeline {model}", f"{type(err).__name__}: {err}", exits=1)
     try:
-        report = annotate(nlp, jsonl_path, output_path, max_words, batch_size, n_process, gold_path, progress=True)
+        report = annotate(nlp, jsonl_path, output_path, max_words, batch_size, n_process, gold_path,
+                          dev_output, dev_share, seed, progress=True)
     except CorpusError as err:
         msg.fail(str(err), exits=1)
     report["model"] = str(model)

@@ -134,6 +134,28 @@ def test_report_compares_with_gold(ruler_nlp, synth_path, gold_path, tmp_path):
     assert rows["TERRITORIO"]["synthetic"] == 0 and rows["TERRITORIO"]["ratio"] == 0.0
 
 
+def test_dev_hold_out_keeps_notes_whole(ruler_nlp, tmp_path):
+    path = tmp_path / "many.jsonl"
+    srsly.write_jsonl(path, [{"id": f"m{i}", "text": " ".join([FILLER] * (1 + i % 3))} for i in range(20)])
+    report = annotate(ruler_nlp, path, tmp_path / "train.spacy", max_words=20, dev_output=tmp_path / "dev.spacy",
+                      dev_share=0.25, seed=1)
+    train, dev = load(tmp_path / "train.spacy", ruler_nlp), load(tmp_path / "dev.spacy", ruler_nlp)
+    train_notes = {d.user_data["source_id"] for d in train}
+    dev_notes = {d.user_data["source_id"] for d in dev}
+    assert len(dev_notes) == report["dev_documents"] == 5 and len(train_notes) == 15  # 25 % of 20
+    assert not train_notes & dev_notes
+    assert len(train) + len(dev) == report["chunks"] and len(dev) == report["dev_chunks"]
+    again = annotate(ruler_nlp, path, tmp_path / "train2.spacy", max_words=20, dev_output=tmp_path / "dev2.spacy",
+                     dev_share=0.25, seed=1)
+    assert {d.user_data["source_id"] for d in load(tmp_path / "dev2.spacy", ruler_nlp)} == dev_notes
+    assert again["dev_chunks"] == report["dev_chunks"]
+    other = annotate(ruler_nlp, path, tmp_path / "train3.spacy", dev_output=tmp_path / "dev3.spacy", dev_share=0.25, seed=2)
+    assert {d.user_data["source_id"] for d in load(tmp_path / "dev3.spacy", ruler_nlp)} != dev_notes
+    assert other["dev_documents"] == 5
+    with pytest.raises(CorpusError, match="dev-share"):
+        annotate(ruler_nlp, path, tmp_path / "x.spacy", dev_output=tmp_path / "d.spacy", dev_share=1.0)
+
+
 def test_compare_labels_by_hand():
     synthetic = {"words": 2000, "per_label": {"A": 10}}
     gold = {"words": 1000, "per_label": {"A": 10, "B": 4}}
@@ -206,12 +228,15 @@ def test_cli_with_a_trained_pipeline(synth_path, gold_path, tmp_path):
     out, report_path = tmp_path / "synthetic.spacy", tmp_path / "annotate.json"
     result = CliRunner().invoke(cli(), [str(model / "model-best"), str(synth_path), str(out), "--gold", str(gold_path),
                                         "--report", str(report_path), "--max-words", "40", "--batch-size", "8",
+                                        "--dev-output", str(tmp_path / "dev.spacy"), "--dev-share", "0.3",
                                         "--code", str(ROOT / "scripts/functions.py")])
     assert result.exit_code == 0, result.output
     report = json.loads(report_path.read_text())
     nlp = spacy.load(model / "model-best")
     docs = load(out, nlp)
-    assert len(docs) == report["chunks"] and all(count_words(d) <= 40 for d in docs)
+    dev = load(tmp_path / "dev.spacy", nlp)
+    assert report["dev_documents"] == 1  # 30 % of the 3 non-blank notes
+    assert len(docs) + len(dev) == report["chunks"] and all(count_words(d) <= 40 for d in docs + dev)
     # Every label the annotator knows is in the table, predicted or not.
     assert set(nlp.get_pipe("ner").labels) <= set(report["per_label"])
     assert report["annotator"]["pipeline"] == ["tok2vec", "ner"]
