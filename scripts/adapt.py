@@ -7,8 +7,8 @@ modelling over the gold training split, and ablates the share of training docume
 fraction is a subset of a larger one. A fraction of 0 writes a manifest and no adapter: the
 generator is then the base model.
 
-Documents become one token stream (`<bos> note <eos> <bos> note <eos> ...`) cut into
-blocks of `seq_len` tokens (the last one padded). With 4-bit QLoRA where a CUDA device and
+Each note is cut into blocks of `seq_len` tokens, every block starting with <bos> (the
+last one of a note ends with <eos> and is padded). With 4-bit QLoRA where a CUDA device and
 bitsandbytes are present, plain LoRA elsewhere (on a CPU, fp32).
 
 Writes OUTPUT/adapter_config.json + adapter_model.safetensors (peft), OUTPUT/token_ids.json
@@ -72,16 +72,24 @@ def documents_hash(ids: Sequence[str]) -> str:
 
 
 def make_blocks(tokenizer, texts: Sequence[str], seq_len: int) -> Dict[str, torch.Tensor]:
-    """Pack the texts into blocks of seq_len tokens: input_ids, attention_mask, labels."""
-    stream: List[int] = []
+    """Cut each text into blocks of at most seq_len tokens: input_ids, attention_mask, labels.
+
+    Every block starts with <bos>, also the ones that continue a note: Gemma's loss is about
+    twice as high on text that does not start with <bos> (measured: 6.2 vs 2.9 nats on a
+    MEDDOCAN block), so packing notes into a headless stream would teach the adapter the
+    wrong thing. The last block of a note ends with <eos> and is padded.
+    """
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    step = seq_len - len(bos)
+    if step < 1:
+        raise AdaptError(f"seq_len {seq_len} is too short")
+    chunks: List[List[int]] = []
     for text in texts:
-        ids = tokenizer(text).input_ids  # with <bos> where the tokenizer adds one
-        stream.extend(ids + [tokenizer.eos_token_id])
-    n_blocks = max(1, math.ceil(len(stream) / seq_len))
-    ids = torch.full((n_blocks, seq_len), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((n_blocks, seq_len), dtype=torch.long)
-    for b in range(n_blocks):
-        chunk = stream[b * seq_len : (b + 1) * seq_len]
+        ids = tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        chunks.extend(bos + ids[i : i + step] for i in range(0, len(ids), step))
+    ids = torch.full((max(1, len(chunks)), seq_len), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, chunk in enumerate(chunks):
         ids[b, : len(chunk)] = torch.tensor(chunk)
         mask[b, : len(chunk)] = 1
     labels = ids.masked_fill(mask == 0, -100)
