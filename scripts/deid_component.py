@@ -191,6 +191,7 @@ def _full_year(text: str) -> int:
 def find_dates(text: str) -> List[Tuple[int, int, re.Match]]:
     """Parsable dates in `text`: (start, end, match), sorted; invalid dates are left out."""
     found: List[Tuple[int, int, re.Match]] = []
+    taken: List[Tuple[int, int]] = []
     has_digit = any(c.isdigit() for c in text)
     has_alpha = any(c.isalpha() for c in text)
     covered = 0
@@ -198,9 +199,10 @@ def find_dates(text: str) -> List[Tuple[int, int, re.Match]]:
         if (needs_digit and not has_digit) or (needs_alpha and not has_alpha):
             continue
         for m in pattern.finditer(text):
-            if any(m.start() < e and s < m.end() for s, e, _ in found):
+            if any(m.start() < e and s < m.end() for s, e in taken):
                 continue
-            if _date_fields(m) is not None:
+            taken.append((m.start(), m.end()))  # an invalid date ("31/02/2019") is no year either
+            if date_fields(m) is not None:
                 found.append((m.start(), m.end(), m))
                 covered += m.end() - m.start()
         if covered == len(text):  # the usual case: the entity is one date
@@ -208,7 +210,8 @@ def find_dates(text: str) -> List[Tuple[int, int, re.Match]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def _date_fields(m: re.Match) -> Optional[Tuple[Optional[int], Optional[int], Optional[int]]]:
+def date_fields(m: re.Match) -> Optional[Tuple[Optional[int], Optional[int], Optional[int]]]:
+    """(day, month, year) of a match of find_dates, None where absent; None if no real date."""
     groups = m.groupdict()
     day = int(groups["d"]) if groups.get("d") else None
     year = _full_year(groups["y"]) if groups.get("y") else None
@@ -225,7 +228,7 @@ def _date_fields(m: re.Match) -> Optional[Tuple[Optional[int], Optional[int], Op
 
 def _shift_match(m: re.Match, shift: timedelta, lang: str) -> str:
     """The date of `m` moved by `shift`, written the way the original was written."""
-    day, month, year = _date_fields(m)  # type: ignore[misc]
+    day, month, year = date_fields(m)  # type: ignore[misc]
     # Missing parts are filled with the middle of the period, so that "2019" or "marzo de
     # 2019" move with the same offset as the full dates of the document.
     if day is None and month is None:
@@ -322,6 +325,10 @@ _NAME_KINDS = ("name", "first_name", "last_name")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _PARTICLES = {"de", "del", "la", "las", "los", "y", "i", "da", "van", "von", "der", "af", "el"}
 _TITLES = {"dr", "dra", "sr", "sra", "srta", "don", "doña", "dña", "prof", "doktor", "syster"}
+_ORG_HEAD = re.compile(
+    r"(?i)(ayuntamiento|universidad|colegio|instituto|residencia|fundación|asociación|escuela|"
+    r"consejería|diputación|juzgado|policía|guardia civil)\b"
+)
 _COMPANY_SUFFIX = re.compile(
     r"\s+(S\.?L\.?(N\.?E\.?|L\.?|U\.?)?|S\.?A\.?|S\.?Coop\.?|AB|HB|KB)$"
 )
@@ -415,13 +422,17 @@ class Surrogates:
             elif len(real) == 1:
                 roles[m.start()] = self._guess_role(m.group())
             else:
-                # Leading known first names are first names ("María José García"); the first
-                # word always is, the last word never is.
-                leading = i == 0 or (
-                    i < len(real) - 1
-                    and roles.get(real[i - 1].start()) == "first"
-                    and self._is_first_name(m.group())
-                )
+                # Leading first names ("María José García"): the first word unless it is only
+                # known as a surname ("Andreu Fonseca"), then known first names; never the last.
+                word = m.group()
+                if i == 0:
+                    leading = self._is_first_name(word) or word.casefold() not in self.data.last.lookup
+                else:
+                    leading = (
+                        i < len(real) - 1
+                        and roles.get(real[i - 1].start()) == "first"
+                        and self._is_first_name(word)
+                    )
                 roles[m.start()] = "first" if leading else "last"
         out, pos = [], 0
         for m in words:
@@ -459,7 +470,10 @@ class Surrogates:
                 female = folded in self.data.first_female.lookup
                 male = folded in self.data.first_male.lookup
                 if female == male:
-                    female = self.rng.random() < 0.5
+                    if self.data.lang == "es" and folded[-1:] in ("a", "o"):  # Spanish endings
+                        female = folded.endswith("a")
+                    else:
+                        female = self.rng.random() < 0.5
                 pool = self.data.first_female if female else self.data.first_male
             else:
                 pool = self.data.last
@@ -518,6 +532,9 @@ class Surrogates:
         return self._fresh(lambda: template.format(city=fake.city(), last=self.data.last.draw(rng)))
 
     def _organisation(self, text: str) -> str:
+        head = _ORG_HEAD.match(text) if self.data.lang == "es" else None
+        if head:  # "Ayuntamiento de Zaragoza" -> "Ayuntamiento de Lugo"
+            return self._fresh(lambda: f"{head.group(1)} de {self.data.fake.city()}")
         return self._fresh(lambda: _COMPANY_SUFFIX.sub("", self.data.fake.company()).strip(" ,"))
 
     def _profession(self, text: str) -> str:

@@ -1,0 +1,268 @@
+"""The de-identification components: deid_transform (redact, mask, pseudonymize) and deid_rules.
+
+Pipelines are spacy.blank + an entity_ruler that plays the NER model, saved and loaded back
+with spacy.load, as a trained pipeline would be.
+"""
+import random
+import re
+from datetime import date
+
+import pytest
+import spacy
+
+import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
+from scripts.deid_component import PRESETS, LocaleData, Surrogates, date_fields, find_dates, locale_data
+from scripts.deid_rules import find_structured_phi, is_valid_dni, is_valid_personnummer, luhn_digit
+
+TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
+
+NOTE_ES = (
+    "Nombre: Ana García López. Sexo: M. Edad: 45 años. DNI: 45678912S. NHC: 7984385.\n"
+    "Domicilio: Calle del Abedul 12, 28034 Getafe, España.\n"
+    "Ingresa en el Hospital Universitario de Getafe el 12/03/2019 por disnea. "
+    "La Sra. García fue valorada por el Dr. Ignacio Ballesteros Ruiz el 14/03/2019 "
+    "y dada de alta el 3 de abril de 2019. Su hija Lucía avisa al teléfono 612 345 678. "
+    "Correo: ana.garcia.lopez@gmail.com. Control en abril de 2019. ANA GARCÍA trabaja de panadera."
+)
+PATTERNS_ES = [
+    ("NOMBRE_SUJETO_ASISTENCIA", "Ana García López"),
+    ("NOMBRE_SUJETO_ASISTENCIA", "García"),
+    ("NOMBRE_SUJETO_ASISTENCIA", "ANA GARCÍA"),
+    ("SEXO_SUJETO_ASISTENCIA", "M"),
+    ("EDAD_SUJETO_ASISTENCIA", "45 años"),
+    ("ID_SUJETO_ASISTENCIA", "7984385"),
+    ("CALLE", "Calle del Abedul 12"),
+    ("TERRITORIO", "28034"),
+    ("TERRITORIO", "Getafe"),
+    ("PAIS", "España"),
+    ("HOSPITAL", "Hospital Universitario de Getafe"),
+    ("FECHAS", "12/03/2019"),
+    ("FECHAS", "14/03/2019"),
+    ("FECHAS", "3 de abril de 2019"),
+    ("FECHAS", "abril de 2019"),
+    ("NOMBRE_PERSONAL_SANITARIO", "Ignacio Ballesteros Ruiz"),
+    ("FAMILIARES_SUJETO_ASISTENCIA", "Lucía"),
+    ("PROFESION", "panadera"),
+]
+
+
+def ruler_pipeline(lang, patterns, rules=True, **transform_config):
+    nlp = spacy.blank(lang, config=TOKENIZER)
+    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "ORTH"})
+    ruler.add_patterns([{"label": label, "pattern": text} for label, text in patterns])
+    if rules:
+        nlp.add_pipe("deid_rules")
+    nlp.add_pipe("deid_transform", config=transform_config)
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def nlp_es(tmp_path_factory):
+    path = tmp_path_factory.mktemp("es") / "model"
+    ruler_pipeline("es", PATTERNS_ES, seed=7).to_disk(path)
+    return spacy.load(path)
+
+
+def spans_by_text(doc):
+    return {doc.text[s["start"] : s["end"]]: s for s in doc._.deid_spans}
+
+
+def test_loaded_pipeline_keeps_the_config(nlp_es):
+    assert nlp_es.pipe_names == ["entity_ruler", "deid_rules", "deid_transform"]
+    transform = nlp_es.get_pipe("deid_transform")
+    assert transform.seed == 7 and transform.mode == "pseudonymize" and transform.locale == "es_ES"
+
+
+def test_offsets_in_input_and_output(nlp_es):
+    doc = nlp_es(NOTE_ES)
+    out = doc._.deidentified
+    ents = {(e.start_char, e.end_char): e.label_ for e in doc.ents}
+    assert len(doc._.deid_spans) == len(ents) > 15
+    pos = out_pos = 0
+    for span in doc._.deid_spans:
+        # Text between entities is copied unchanged, and each span maps onto its replacement.
+        assert NOTE_ES[pos : span["start"]] == out[out_pos : span["out_start"]]
+        assert out[span["out_start"] : span["out_end"]] == span["replacement"]
+        assert ents[span["start"], span["end"]] == span["label"]
+        pos, out_pos = span["end"], span["out_end"]
+    assert NOTE_ES[pos:] == out[out_pos:]
+
+
+def test_no_original_phi_left(nlp_es):
+    doc = nlp_es(NOTE_ES)
+    out = doc._.deidentified
+    originals = {NOTE_ES[s["start"] : s["end"]] for s in doc._.deid_spans if s["kind"] != "sex"}
+    # The rules found what the ruler does not know: the DNI, the phone, the e-mail.
+    assert {"45678912S", "612 345 678", "ana.garcia.lopez@gmail.com"} <= originals
+    leaked = [o for o in originals if o in out or o.casefold() in out.casefold()]
+    assert not leaked
+    for word in ("Ana", "García", "López", "Ignacio", "Ballesteros", "Lucía", "Getafe", "Abedul"):
+        assert word not in out
+
+
+def test_surrogates_are_consistent_within_a_document(nlp_es):
+    doc = nlp_es(NOTE_ES)
+    by_text = spans_by_text(doc)
+    first, last, second_last = by_text["Ana García López"]["replacement"].split()
+    assert by_text["García"]["replacement"] == last  # the surname alone
+    assert by_text["ANA GARCÍA"]["replacement"] == f"{first} {last}".upper()  # any case
+    # Each "Getafe" (the town, and inside the hospital's name) was replaced; the town twice alike.
+    assert doc._.deidentified.count(by_text["Getafe"]["replacement"]) >= 1
+    # Same output for the same text, whatever else is in the batch or the batch size.
+    docs = list(nlp_es.pipe(["Otra nota: Ana García López.", NOTE_ES, NOTE_ES], batch_size=1))
+    assert docs[1]._.deidentified == docs[2]._.deidentified == doc._.deidentified
+
+
+def test_seed_and_text_decide_the_surrogates(nlp_es, tmp_path):
+    other = ruler_pipeline("es", PATTERNS_ES, seed=8)
+    assert other(NOTE_ES)._.deidentified != nlp_es(NOTE_ES)._.deidentified
+    assert ruler_pipeline("es", PATTERNS_ES, seed=7)(NOTE_ES)._.deidentified == nlp_es(NOTE_ES)._.deidentified
+
+
+def _dates(text):
+    """(year, month, day) of each date in text."""
+    return [tuple(reversed(date_fields(m))) for _, _, m in find_dates(text)]
+
+
+def test_date_shift_keeps_intervals(nlp_es):
+    doc = nlp_es(NOTE_ES)
+    by_text = spans_by_text(doc)
+    originals = ["12/03/2019", "14/03/2019", "3 de abril de 2019"]
+    new = [by_text[o]["replacement"] for o in originals]
+    assert re.fullmatch(r"\d\d/\d\d/\d{4}", new[0]) and re.fullmatch(r"\d{1,2} de [a-z]+ de \d{4}", new[2])
+    old_dates = [date(*_dates(o)[0]) for o in originals]
+    new_dates = [date(*_dates(n)[0]) for n in new]
+    shift = new_dates[0] - old_dates[0]
+    assert shift.days != 0
+    assert all(n - o == shift for o, n in zip(old_dates, new_dates))
+    # "abril de 2019" moves with the same offset (from the middle of the month).
+    moved = date(2019, 4, 15) + shift
+    assert _dates(by_text["abril de 2019"]["replacement"]) == [(moved.year, moved.month, None)]
+
+
+def test_find_dates_formats():
+    found = lambda text: [(m.group(), ) for _, _, m in find_dates(text)]  # noqa: E731
+    assert found("el 12-03-2019 y 2019-03-14") == [("12-03-2019",), ("2019-03-14",)]
+    assert found("3 maj 2018") == [("3 maj 2018",)]
+    assert found("12 de marzo del 2019") == [("12 de marzo del 2019",)]
+    assert found("31/02/2019") == []  # not a date: a surrogate date replaces it
+    assert found("en 2015") == [("2015",)]
+
+
+def test_age_stays_plausible_and_consistent(nlp_es):
+    doc = nlp_es(NOTE_ES + " Paciente de 45 años.")
+    ages = [s["replacement"] for s in doc._.deid_spans if s["label"] == "EDAD_SUJETO_ASISTENCIA"]
+    assert len(ages) == 2 and ages[0] == ages[1]
+    n = int(ages[0].split()[0])
+    assert ages[0].endswith(" años") and n != 45 and abs(n - 45) <= 2
+
+
+def test_redact_and_mask_modes(nlp_es):
+    transform = nlp_es.get_pipe("deid_transform")
+    try:
+        transform.mode = "redact"
+        out = nlp_es(NOTE_ES)._.deidentified
+        assert out.startswith("Nombre: [NOMBRE_SUJETO_ASISTENCIA]. Sexo: [SEXO_SUJETO_ASISTENCIA]. Edad: [EDAD_SUJETO_ASISTENCIA]. DNI: [ID_SUJETO_ASISTENCIA].")
+        transform.mode = "mask"
+        doc = nlp_es(NOTE_ES)
+        out = doc._.deidentified
+        assert len(out) == len(NOTE_ES)
+        assert out.startswith("Nombre: *** ****** *****. Sexo: *. Edad: ** ****.")
+        assert all(s["out_start"] == s["start"] for s in doc._.deid_spans)
+        with pytest.raises(ValueError):
+            transform.mode = "shuffle"
+    finally:
+        transform.mode = "pseudonymize"
+
+
+def test_valid_dni_nie_and_personnummer_surrogates():
+    data_es, data_sv = locale_data("es_ES"), locale_data("sv_SE")
+    for i in range(200):
+        s = Surrogates(data_es, random.Random(i), [], 365, 2)
+        dni, nie = s.get("id_es_dni", "12345678Z"), s.get("id_es_dni", "x-1234567-l")
+        assert re.fullmatch(r"\d{8}[A-Z]", dni) and is_valid_dni(dni)
+        assert re.fullmatch(r"[xyz]-\d{7}-[a-z]", nie) and is_valid_dni(nie)
+        assert is_valid_dni(s.get("id_generic", "87654321X"))  # ID labels detect the DNI shape
+        t = Surrogates(data_sv, random.Random(i), [], 365, 2)
+        for original in ("19121212-1212", "8112189876", "640823+3234"):
+            new = t.get("id_se_personnummer", original)
+            assert len(new) == len(original) and is_valid_personnummer(new), new
+            # The serial's third digit carries the sex: its parity is kept.
+            assert int(new[-2]) % 2 == int(original[-2]) % 2
+    assert luhn_digit("121212121") == 2 and is_valid_personnummer("19121212-1212")
+    assert not is_valid_personnummer("19121212-1213") and not is_valid_dni("12345678A")
+
+
+def test_swedish_stockholm_labels(tmp_path):
+    text = "Anna Andersson, 67 år, kom 3 maj 2018 till Karolinska. Andersson ringer 08-123 456 78. Anna mår bra."
+    patterns = [("First_Name", "Anna"), ("Last_Name", "Andersson"), ("Age", "67"),
+                ("Full_Date", "3 maj 2018"), ("Health_Care_Unit", "Karolinska")]
+    ruler_pipeline("sv", patterns).to_disk(tmp_path / "sv")
+    nlp = spacy.load(tmp_path / "sv")
+    doc = nlp(text)
+    assert nlp.get_pipe("deid_transform").locale == "sv_SE"
+    assert nlp.get_pipe("deid_rules").labels["PHONE"] == "Phone_Number"
+    reps = {}
+    for s in doc._.deid_spans:
+        reps.setdefault(text[s["start"] : s["end"]], set()).add(s["replacement"])
+    assert all(len(v) == 1 for v in reps.values())  # consistent
+    data = locale_data("sv_SE")
+    assert next(iter(reps["Anna"])).casefold() in data.first_female.lookup | data.first_male.lookup
+    assert next(iter(reps["Andersson"])).casefold() in data.last.lookup
+    assert re.fullmatch(r"\d{1,2} [a-zåäö]+ \d{4}", next(iter(reps["3 maj 2018"])))
+    assert re.fullmatch(r"08-\d{3} \d{3} \d{2}", next(iter(reps["08-123 456 78"])))
+    for original in ("Anna", "Andersson", "Karolinska", "3 maj 2018", "08-123 456 78"):
+        assert original not in doc._.deidentified
+
+
+def test_rules_find_structured_phi():
+    text = ("Mail ana@correo.es, http://www.h.es/x. IP 10.0.0.1. DNI 12345678Z (no: 12345678A), NIE X1234567L. "
+            "Tel 612 345 678, Fax: 93 456 78 90. Alta 01.03.2019. PN 19121212-1212. Telefon 070-123 45 67.")
+    found = {text[s:e]: rule for s, e, rule in find_structured_phi(text)}
+    assert found == {
+        "ana@correo.es": "EMAIL", "http://www.h.es/x": "URL", "10.0.0.1": "IP", "12345678Z": "DNI",
+        "X1234567L": "NIE", "612 345 678": "PHONE", "93 456 78 90": "FAX", "01.03.2019": "DATE",
+        "19121212-1212": "PERSONNUMMER", "070-123 45 67": "PHONE",
+    }
+    assert "12345678A" in {text[s:e] for s, e, _ in find_structured_phi(text, validate=False)}
+    postcodes = find_structured_phi("C.P. 28034 Getafe; 123 45 Stockholm", rules=["POSTCODE"])
+    assert [rule for *_, rule in postcodes] == ["POSTCODE", "POSTCODE"]
+
+
+@pytest.mark.parametrize("policy,expected", [
+    # The ruler (the "model") says "Tel 612" is a phone; the rule finds "612 345 678".
+    ("ner", [("Tel 612", "NUMERO_TELEFONO"), ("12345678Z", "ID_SUJETO_ASISTENCIA")]),
+    ("longest", [("612 345 678", "NUMERO_TELEFONO"), ("12345678Z", "ID_SUJETO_ASISTENCIA")]),
+    ("rules", [("612 345 678", "NUMERO_TELEFONO"), ("12345678Z", "ID_SUJETO_ASISTENCIA")]),
+])
+def test_rules_merge_with_ner(policy, expected):
+    nlp = spacy.blank("es", config=TOKENIZER)
+    nlp.add_pipe("entity_ruler").add_patterns([
+        {"label": "NUMERO_TELEFONO", "pattern": [{"ORTH": "Tel"}, {"ORTH": "612"}]},
+        {"label": "NOMBRE_SUJETO_ASISTENCIA", "pattern": "Ana"},
+    ])
+    nlp.add_pipe("deid_rules", config={"policy": policy})
+    doc = nlp("Ana: Tel 612 345 678, DNI 12345678Z.")
+    assert [(e.text, e.label_) for e in doc.ents] == [("Ana", "NOMBRE_SUJETO_ASISTENCIA")] + expected
+    assert [s.text for s in doc.spans["deid_rules"]] == ["612 345 678", "12345678Z"]
+
+
+def test_label_maps_presets_and_overrides():
+    nlp = spacy.blank("es", config=TOKENIZER)
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "PER", "pattern": "Ana"}, {"label": "XYZ", "pattern": "Soria"}])
+    nlp.add_pipe("deid_rules", config={"label_map": {"EMAIL": "", "DNI": "DOCUMENTO"}})
+    nlp.add_pipe("deid_transform", config={"preset": "swedish_ner", "label_map": {"PER": "keep"}, "default_kind": "mask"})
+    doc = nlp("Ana vive en Soria, DNI 12345678Z, ana@correo.es.")
+    assert doc._.deidentified.startswith("Ana vive en *****, DNI ")
+    assert "ana@correo.es" in doc._.deidentified  # EMAIL rule switched off
+    assert [s["label"] for s in doc._.deid_spans][-1] == "DOCUMENTO"
+    assert set(PRESETS["meddocan"]) >= {"FECHAS", "CORREO_ELECTRONICO", "EMAIL", "PERSONNUMMER"}
+    with pytest.raises(ValueError):
+        nlp.add_pipe("deid_transform", name="bad", config={"label_map": {"PER": "nickname"}})
+    with pytest.raises(ValueError):
+        nlp.add_pipe("deid_rules", name="bad_rules", config={"policy": "random"})
+
+
+def test_locale_data_is_built_once():
+    assert locale_data("es_ES") is locale_data("es_ES")
+    assert isinstance(locale_data("es_ES"), LocaleData)
