@@ -325,6 +325,12 @@ _NAME_KINDS = ("name", "first_name", "last_name")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _PARTICLES = {"de", "del", "la", "las", "los", "y", "i", "da", "van", "von", "der", "af", "el"}
 _TITLES = {"dr", "dra", "sr", "sra", "srta", "don", "doña", "dña", "prof", "doktor", "syster"}
+_CAP = r"[A-ZÁÉÍÓÚÑÅÄÖ][^\W\d_]+"
+# "Hospital Clínico de Madrid", "Complejo ... de Santiago de Compostela", "Sjukhuset i Lund"
+_PLACE_TAIL = {
+    "es": re.compile(r"^(.*?\s(?:de|del)\s+)(" + _CAP + r"(?:(?:\s+(?:de|del|la|las|los)\s+|[ -])" + _CAP + r")*)$"),
+    "sv": re.compile(r"^(.*?\si\s+)(" + _CAP + r"(?:[ -]" + _CAP + r")*)$"),
+}
 _ORG_HEAD = re.compile(
     r"(?i)(ayuntamiento|universidad|colegio|instituto|residencia|fundación|asociación|escuela|"
     r"consejería|diputación|juzgado|policía|guardia civil)\b"
@@ -389,11 +395,14 @@ class Surrogates:
         self.long_originals = [o for o in self.originals if len(o) >= 4]
         self.parts: Dict[str, str] = {}  # name part (casefolded) -> surrogate
         self.values: Dict[Tuple[str, str], str] = {}
+        self._avoid = ""  # the text being replaced
 
     def get(self, kind: str, text: str) -> str:
         key = (kind, text if kind in _NAME_KINDS else text.casefold())
         if key not in self.values:
+            outer, self._avoid = self._avoid, text.casefold()
             self.values[key] = getattr(self, "_" + kind)(text)
+            self._avoid = outer
         value = self.values[key]
         return value if kind in _NAME_KINDS else _match_case(text, value)
 
@@ -402,7 +411,7 @@ class Surrogates:
         value = draw()
         for _ in range(tries):
             folded = value.casefold()
-            if folded not in self.originals and not any(o in folded for o in self.long_originals):
+            if folded != self._avoid and folded not in self.originals and not any(o in folded for o in self.long_originals):
                 break
             value = draw()
         return value
@@ -500,7 +509,7 @@ class Surrogates:
             return self._fresh(fake.region)
         if folded in self.data.states and hasattr(fake, "state"):
             return self._fresh(fake.state)
-        return self._fresh(fake.city)
+        return self.get("city", text)  # the same town as a city or inside a hospital's name
 
     def _country(self, text: str) -> str:
         return self._fresh(self.data.fake.country)
@@ -523,11 +532,18 @@ class Surrogates:
         elif self.data.lang == "es":
             if re.search(r"centro de salud|\bc\.\s?s\.|ambulatorio|consultorio", folded):
                 templates = ["Centro de Salud {city}", "Centro de Salud {last}", "Consultorio de {city}"]
-            else:
+            elif folded.startswith("clínica"):
+                templates = ["Clínica {last}", "Clínica de {city}"]
+            else:  # masculine, like "el Hospital ..."
                 templates = ["Hospital Universitario de {city}", "Hospital General de {city}", "Hospital Clínico de {city}",
-                             "Complejo Hospitalario de {city}", "Hospital {last}", "Clínica {last}"]
+                             "Complejo Hospitalario de {city}", "Hospital {last}"]
         else:
             templates = ["{city} Hospital", "{last} Medical Center"]
+        place = _PLACE_TAIL[self.data.lang].match(text) if self.data.lang in _PLACE_TAIL else None
+        if place and not templates[0].startswith("Centro"):
+            # "Hospital Universitario de Getafe": the type stays, the place gets the surrogate
+            # of that place, so it agrees with the town named elsewhere in the note.
+            return place.group(1) + self.get("city", place.group(2))
         template = templates[int(rng.random() * len(templates))]
         return self._fresh(lambda: template.format(city=fake.city(), last=self.data.last.draw(rng)))
 

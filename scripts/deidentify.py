@@ -134,12 +134,13 @@ def read_jsonl(lines: Iterable[bytes], text_field: str, id_field: str, skip: int
             if not isinstance(record, dict):
                 item.error = "not a JSON object"
             else:
+                item.record = record
                 if record.get(id_field) is not None:
                     item.id = str(record[id_field])
                 if not isinstance(record.get(text_field), str):
                     item.error = f"no text field {text_field!r}"
                 else:
-                    item.record, item.text = record, record[text_field]
+                    item.text = record[text_field]
         yield item
 
 
