@@ -225,6 +225,8 @@ def test_rules_find_structured_phi():
         "19121212-1212": "PERSONNUMMER", "070-123 45 67": "PHONE",
     }
     assert "12345678A" in {text[s:e] for s, e, _ in find_structured_phi(text, validate=False)}
+    # Numbers of IDs are no phone numbers (MEDDOCAN): by their grouping or by their label.
+    assert find_structured_phi("NASS: 89-89532-56. NºCol: 02-08-17593. Episodio: 632632225.") == []
     postcodes = find_structured_phi("C.P. 28034 Getafe; 123 45 Stockholm", rules=["POSTCODE"])
     assert [rule for *_, rule in postcodes] == ["POSTCODE", "POSTCODE"]
 

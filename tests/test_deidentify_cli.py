@@ -161,3 +161,20 @@ def test_command_line(model, tmp_path):
     refused = subprocess.run([sys.executable, "-m", "scripts.deidentify", str(model), str(inp), str(inp)],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1 and "is the input" in " ".join(refused.stderr.split())
+
+
+@spacy.Language.component("test_fails_on_boom")
+def fails_on_boom(doc):
+    if "BOOM" in doc.text:
+        raise RuntimeError("cannot handle BOOM")
+    return doc
+
+
+def test_a_component_error_drops_only_that_document(model, tmp_path):
+    nlp = spacy.load(model)
+    nlp.add_pipe("test_fails_on_boom", first=True)
+    write_notes(tmp_path / "in", {**NOTES, "boom.txt": "Ana García BOOM"})
+    summary = run(nlp, tmp_path / "in", tmp_path / "out")
+    assert summary["documents"] == 3 and summary["failures"] == [
+        {"id": "boom.txt", "error": "test_fails_on_boom failed: RuntimeError('cannot handle BOOM')"}]
+    assert not (tmp_path / "out/boom.txt").exists()
