@@ -16,9 +16,9 @@ nucleus, and, in the attention, copying the whole KV cache every step (transform
 the single key/value head to all query heads, and `DynamicCache` concatenates). So:
 
 * batches of prompts with left padding and a KV cache; finished rows leave the batch;
-* nucleus sampling without a full sort: the smallest top-k that holds p of the mass is
-  found by growing k, which gives exactly the nucleus of p (same distribution as
-  transformers' `top_p`);
+* nucleus sampling without a full sort: each row sorts only the tokens above a
+  probability floor that still hold p of the mass, which contain the exact nucleus of p
+  (same distribution as transformers' `top_p`);
 * decoding attention that treats the query heads of a key/value head as a group (no copy
   of the cache), and a KV cache preallocated for the whole generation (no concatenation);
 * the adapter merged into the weights (`scripts.causal_lm`).
@@ -200,23 +200,32 @@ def nucleus_sample(logits: torch.Tensor, top_p: float, uniforms: torch.Tensor) -
     """Indices drawn from the top-p nucleus of each row of `logits` (already divided by T).
 
     A token is in the nucleus when the probability mass of the tokens ranked above it is
-    below p (transformers' rule). Only the top k tokens are sorted, with k grown until they
-    hold p of every row's mass, so the result is the exact nucleus, not an approximation.
+    below p (transformers' rule). Sorting a 262k-token row per step is what makes top-p
+    slow, so each row sorts only its candidates: the tokens at or above a probability
+    floor, lowered until they hold p of the mass. Those are a top set holding p, so they
+    contain the whole nucleus: the result is exact, not an approximation. The nucleus of a
+    Gemma-3 step held a median of ~200 tokens (up to ~6,000) in our runs.
     """
     probs = torch.softmax(logits.float(), dim=-1)
-    vocab = probs.shape[-1]
-    k = min(64, vocab)
-    while True:
-        top, index = probs.topk(k, dim=-1)
-        mass = top.cumsum(-1)
-        if k == vocab or bool((mass[:, -1] >= top_p).all()):
-            break
-        k = min(k * 4, vocab)
-    keep = (mass - top) < top_p
-    keep[:, 0] = True
-    kept = torch.where(keep, top, torch.zeros_like(top)).cumsum(-1)
-    choice = torch.searchsorted(kept, (uniforms * kept[:, -1]).unsqueeze(-1)).clamp(max=k - 1)
-    return index.gather(-1, choice).squeeze(-1)
+    floor = 1e-4
+    candidates = probs >= floor
+    picked = []
+    for row in range(probs.shape[0]):
+        p_row, mask, row_floor = probs[row], candidates[row], floor
+        while True:
+            index = mask.nonzero().squeeze(-1)
+            values = p_row[index]
+            if row_floor == 0.0 or float(values.sum()) >= top_p:
+                break
+            row_floor = row_floor / 16 if row_floor > 1e-12 else 0.0
+            mask = p_row >= row_floor
+        values, order = values.sort(descending=True)
+        mass = values.cumsum(0)
+        n_kept = max(1, int(((mass - values) < top_p).sum()))
+        kept = mass[:n_kept]
+        choice = int(torch.searchsorted(kept, uniforms[row] * kept[-1]).clamp(max=n_kept - 1))
+        picked.append(index[order[choice]])
+    return torch.stack(picked)
 
 
 def _backbone(model):
@@ -254,6 +263,30 @@ class BatchedSampler:
         self.use_grouped_attention = model.config._attn_implementation in ("sdpa", ATTENTION)
         if self.use_grouped_attention:
             _register_attention()
+
+    def _step_masks(self, mask: torch.Tensor):
+        """The attention masks of one decoding step, built directly from the padding mask.
+
+        transformers builds them with vmapped mask functions at every step (~7 ms per step
+        for Gemma-3's two kinds of layer). For a single new position they are just the
+        padding mask, cut to the window for sliding-window layers. Models whose forward
+        takes no per-layer-type masks and that have a sliding window get the 2D mask.
+        """
+        if not self.use_grouped_attention:
+            return mask
+        config = self.model.config
+        allowed = mask.bool()[:, None, None, :]
+        layer_types = getattr(config, "layer_types", None)
+        if not layer_types:
+            return allowed if getattr(config, "sliding_window", None) is None else mask
+        masks = {"full_attention": allowed}
+        if "sliding_attention" in layer_types:
+            length = mask.shape[1]
+            recent = torch.arange(length, device=mask.device) > length - 1 - config.sliding_window
+            masks["sliding_attention"] = allowed & recent
+        if set(layer_types) - set(masks):
+            return mask
+        return masks
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = hidden @ self.head_weight.T
@@ -319,7 +352,7 @@ class BatchedSampler:
                     picked, mask, last_pos = picked[keep], mask[keep], last_pos[keep]
                 mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
                 last_pos = last_pos + 1
-                out = self.backbone(input_ids=picked.unsqueeze(-1), attention_mask=mask,
+                out = self.backbone(input_ids=picked.unsqueeze(-1), attention_mask=self._step_masks(mask),
                                     position_ids=last_pos.unsqueeze(-1), past_key_values=cache, use_cache=True)
                 hidden = out.last_hidden_state[:, -1]
         finally:

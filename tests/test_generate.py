@@ -149,16 +149,18 @@ def test_restricted_vocabulary(corpus, tmp_path):
 
 
 def test_batched_sampling_matches_transformers_greedy(corpus):
-    """With a nucleus of one token, sampling is greedy: left padding and the cache must not change it."""
+    """With a nucleus of one token, sampling is greedy: left padding, the cache and the step masks
+    (past the tiny model's 32-token sliding window) must not change it."""
     model, tokenizer = load_causal_lm(str(corpus / "model"))
     prompts = ["Paciente de 45", "Nombre: Ana García López, de", "Se"]
-    samples = BatchedSampler(model, tokenizer, top_p=1e-9, max_new_tokens=12, batch_size=3).generate(prompts, [0, 1, 2])
+    samples = BatchedSampler(model, tokenizer, top_p=1e-9, max_new_tokens=48, batch_size=3).generate(prompts, [0, 1, 2])
     for prompt, sample in zip(prompts, samples):
         enc = tokenizer(prompt, return_tensors="pt")
         out = model.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, do_sample=False,
-                             max_new_tokens=12, pad_token_id=0)
+                             max_new_tokens=48, pad_token_id=0)
         reference = [t for t in out[0, enc.input_ids.shape[1]:].tolist() if t != tokenizer.eos_token_id]
         assert sample["token_ids"] == reference[: len(sample["token_ids"])]
+    assert max(s["n_tokens"] for s in samples) > 40  # past the window
 
 
 def test_nucleus_is_exact():
