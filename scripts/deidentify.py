@@ -29,17 +29,18 @@ import os
 import sys
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Annotated, Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Union
 
 import spacy
 import typer
 from spacy.language import Language
-from spacy.util import import_file
+from spacy.util import import_file, raise_error
 from tqdm import tqdm
 from wasabi import Printer
 
+# Pipelines by name that a packaged pipeline's __main__ loads itself (see cli_main).
+_LOADERS: Dict[str, Callable[[], Language]] = {}
 # Documents per memory zone: strings that the tokenizer adds to the vocab while it reads a
 # chunk are freed after it, so a run over millions of notes does not grow without bound.
 CHUNK_SIZE = 10_000
@@ -93,14 +94,18 @@ def prepare_pipeline(nlp: Language, mode: Optional[str] = None, rules: bool = Tr
 # --------------------------------------------------------------------------
 
 
-@dataclass
 class Item:
-    index: int
-    id: str
-    text: Optional[str] = None
-    record: Optional[Dict[str, Any]] = None
-    path: Optional[Path] = None  # relative path of a .txt input
-    error: Optional[str] = None
+    """One input document. (No dataclass: `spacy package` imports this file outside sys.modules.)"""
+
+    __slots__ = ("index", "id", "text", "record", "path", "error")
+
+    def __init__(self, index: int, id: str, path: Optional[Path] = None) -> None:
+        self.index = index
+        self.id = id
+        self.path = path  # relative path of a .txt input
+        self.text: Optional[str] = None
+        self.record: Optional[Dict[str, Any]] = None
+        self.error: Optional[str] = None
 
 
 def read_folder(folder: Path, files: List[Path], encoding: str) -> Iterator[Item]:
@@ -192,6 +197,21 @@ class _Errors:
                 self.by_index[doc._context] = f"{proc_name} failed: {e!r}"
 
 
+def set_error_handler(nlp: Language, handler: Callable) -> None:
+    """Like nlp.set_error_handler, for the components that take one.
+
+    spaCy's parser-based components (ner) have no attribute for it, and
+    Language.set_error_handler raises on them; their errors are caught around nlp.pipe.
+    """
+    nlp.default_error_handler = handler
+    for _, pipe in nlp.pipeline:
+        if hasattr(pipe, "set_error_handler"):
+            try:
+                pipe.set_error_handler(handler)
+            except AttributeError:
+                pass
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -214,6 +234,8 @@ def check_paths(input_path: str, output_path: str, spans_output: Optional[str]) 
     if input_path == "-":
         return
     source = Path(input_path)
+    if not source.exists():
+        raise ValueError(f"{input_path} does not exist")
     for out in map(Path, outputs):
         if _same(out, source):
             raise ValueError(f"{out} is the input; choose another output path")
@@ -243,7 +265,11 @@ def deidentify_main(
     stdin: Optional[BinaryIO] = None,
     stdout: Optional[BinaryIO] = None,
 ) -> Dict[str, Any]:
-    """De-identify a folder of .txt, a JSONL file or stdin; return the run's summary."""
+    """De-identify a folder of .txt, a JSONL file or stdin; return the run's summary.
+
+    `model` is a path, a package name or a Language (which gets the deid components and the
+    error handlers in place). Raises ValueError for paths that would overwrite the input.
+    """
     input_path, output_path = str(input_path), str(output_path)
     spans_output = str(spans_output) if spans_output else None
     check_paths(input_path, output_path, spans_output)
@@ -253,12 +279,14 @@ def deidentify_main(
 
     if isinstance(model, Language):
         nlp = model
+    elif str(model) in _LOADERS:
+        nlp = _LOADERS[str(model)]()
     else:
         ensure_registered()
         nlp = spacy.load(model)
     prepare_pipeline(nlp, mode=mode, rules=rules, seed=seed)
     errors = _Errors()
-    nlp.set_error_handler(errors)
+    set_error_handler(nlp, errors)
 
     source = Path(input_path)
     folder_mode = input_path != "-" and source.is_dir()
@@ -365,21 +393,48 @@ def deidentify_main(
                 break
             pending = deque(chunk)
             texts = ((item.text, item.index) for item in chunk if item.error is None)
-            with nlp.memory_zone():
-                for doc, index in nlp.pipe(texts, as_tuples=True, batch_size=batch_size, n_process=n_process):
-                    while pending[0].index != index:  # read errors, or dropped by a component
-                        gap = pending.popleft()
-                        fail(gap, gap.error or errors.by_index.pop(gap.index, "dropped by the pipeline (component error)"))
-                        progress.update(1)
-                    item = pending.popleft()
-                    if doc._.deidentified is None:
-                        fail(item, errors.by_index.pop(item.index, "no de-identified text (component error)"))
-                    else:
-                        succeed(item, doc)
+
+            def settle(until: Optional[int]) -> None:
+                """Report the items before `until` (all if None) that never came back."""
+                while pending and (until is None or pending[0].index != until):
+                    gap = pending.popleft()
+                    reason = gap.error or errors.by_index.pop(gap.index, "dropped by the pipeline (component error)")
+                    fail(gap, reason)
                     progress.update(1)
-            for gap in pending:
-                fail(gap, gap.error or errors.by_index.pop(gap.index, "dropped by the pipeline (component error)"))
+
+            def emit(doc, item: Item) -> None:
+                if doc._.deidentified is None:
+                    fail(item, errors.by_index.pop(item.index, "no de-identified text (component error)"))
+                else:
+                    succeed(item, doc)
                 progress.update(1)
+
+            with nlp.memory_zone():
+                try:
+                    for doc, index in nlp.pipe(texts, as_tuples=True, batch_size=batch_size, n_process=n_process):
+                        settle(index)
+                        emit(doc, pending.popleft())
+                except Exception as e:  # a component without an error handler failed on the batch
+                    if not silent:
+                        tqdm.write(f"⚠ a batch failed ({e!r}); going on one document at a time", file=sys.stderr)
+                    # nlp(text) goes on after a handled error with the next component (a
+                    # doc without entities would then be written): let every error raise.
+                    set_error_handler(nlp, raise_error)
+                    while pending:
+                        item = pending.popleft()
+                        if item.error is not None:
+                            fail(item, item.error)
+                            progress.update(1)
+                            continue
+                        try:
+                            doc = nlp(item.text)
+                        except Exception as doc_error:
+                            fail(item, f"{type(doc_error).__name__}: {doc_error}")
+                            progress.update(1)
+                            continue
+                        emit(doc, item)
+                    set_error_handler(nlp, errors)
+            settle(None)
     finally:
         progress.close()
         if out_file is not None and not to_stdout:
@@ -406,10 +461,14 @@ def _deidentify_one_text(nlp: Language, stream: BinaryIO, output_path: str, stdo
     start = time.perf_counter()
     data = stream.read()
     summary: Dict[str, Any] = {"documents": 0, "skipped": 0, "failed": 0, "failures": [], "words": 0, "entities": {}}
+    set_error_handler(nlp, raise_error)  # nlp(text) would go on after a handled error
     try:
         doc = nlp(data.decode(encoding))
     except UnicodeDecodeError as e:
         summary["failed"], summary["failures"] = 1, [{"id": "stdin", "error": f"cannot decode as {encoding}: {e.reason}"}]
+        doc = None
+    except Exception as e:
+        summary["failed"], summary["failures"] = 1, [{"id": "stdin", "error": f"{type(e).__name__}: {e}"}]
         doc = None
     if doc is not None:
         out = doc._.deidentified.encode(encoding)
@@ -513,9 +572,16 @@ def main(
         raise typer.Exit(code=1)
 
 
-def cli_main(model: Optional[str] = None, argv: Optional[List[str]] = None) -> None:
-    """Entry point for a packaged pipeline's __main__: `python -m PKG [deidentify] INPUT OUTPUT ...`."""
+def cli_main(model: Optional[str] = None, argv: Optional[List[str]] = None,
+             load: Optional[Callable[[], Language]] = None) -> None:
+    """Entry point for a packaged pipeline's __main__: `python -m PKG [deidentify] INPUT OUTPUT ...`.
+
+    In the package's __main__.py: `from . import load; from .deidentify import cli_main;
+    cli_main(model=__package__, load=load)` (`load` also works before the wheel is installed).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    if model is not None and load is not None:
+        _LOADERS[model] = load
     if model is not None:
         if args and args[0] == "deidentify":
             args = args[1:]

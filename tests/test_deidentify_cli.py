@@ -178,3 +178,35 @@ def test_a_component_error_drops_only_that_document(model, tmp_path):
     assert summary["documents"] == 3 and summary["failures"] == [
         {"id": "boom.txt", "error": "test_fails_on_boom failed: RuntimeError('cannot handle BOOM')"}]
     assert not (tmp_path / "out/boom.txt").exists()
+
+
+class BatchFailsOnBoom:
+    """Like spaCy's ner: a pipe() over batches and no error handler to set."""
+
+    def __call__(self, doc):
+        if "BOOM" in doc.text:
+            raise RuntimeError("cannot handle BOOM")
+        return doc
+
+    def pipe(self, docs, batch_size=128):
+        for batch in spacy.util.minibatch(docs, batch_size):
+            for doc in batch:
+                self(doc)
+            yield from batch
+
+
+@spacy.Language.factory("test_batch_fails_on_boom")
+def make_batch_fails_on_boom(nlp, name):
+    return BatchFailsOnBoom()
+
+
+def test_a_failing_batch_goes_on_one_document_at_a_time(model, tmp_path):
+    nlp = spacy.blank("es")
+    nlp.add_pipe("ner").add_label("NOMBRE_SUJETO_ASISTENCIA")  # takes no error handler either
+    nlp.initialize()
+    nlp.add_pipe("test_batch_fails_on_boom")
+    write_notes(tmp_path / "in", {"a.txt": "Ana", "b.txt": "BOOM", "c.txt": "Luis", "d.txt": "Eva"})
+    summary = run(nlp, tmp_path / "in", tmp_path / "out", batch_size=2)
+    assert summary["documents"] == 3 and summary["failures"] == [
+        {"id": "b.txt", "error": "RuntimeError: cannot handle BOOM"}]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "c.txt", "d.txt"]
