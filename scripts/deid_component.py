@@ -164,6 +164,8 @@ _NOT_LETTER_AHEAD = r"(?![^\W\d_])"
 _DATE_PATTERNS = [  # (pattern, needs a digit, needs a letter)
     (re.compile(r"(?<!\d)(?P<y>\d{4})(?P<s>[-/.])(?P<m>\d{1,2})(?P=s)(?P<d>\d{1,2})(?!\d)"), True, False),
     (re.compile(r"(?<!\d)(?P<d>\d{1,2})(?P<s>[-/.])(?P<m>\d{1,2})(?P=s)(?P<y>\d{4}|\d{2})(?!\d)"), True, False),
+    # Swedish "30/1 2013", "3/5-18"
+    (re.compile(r"(?<!\d)(?P<d>\d{1,2})/(?P<m>\d{1,2})(?: |-)(?P<y>\d{4}|\d{2})(?!\d)"), True, False),
     (re.compile(
         r"(?<!\d)(?P<d>\d{1,2})(?::e|:a|º)?(?:\s+de\s+|\s+|[-/.]\s?)(?P<mon>" + _MON + r")"
         + _NOT_LETTER_AHEAD + r"\.?(?:(?:\s+del?\s+|,?\s+|[-/.])(?P<y>\d{4})(?!\d))?",
@@ -226,16 +228,32 @@ def date_fields(m: re.Match) -> Optional[Tuple[Optional[int], Optional[int], Opt
     return day, month, year
 
 
-def _shift_match(m: re.Match, shift: timedelta, lang: str) -> str:
-    """The date of `m` moved by `shift`, written the way the original was written."""
+def _date_ref(m: re.Match) -> Tuple[date, Optional[timedelta]]:
+    """The date of a match (missing parts: the middle of the period) and its granularity
+    step (None for a full date)."""
     day, month, year = date_fields(m)  # type: ignore[misc]
     # Missing parts are filled with the middle of the period, so that "2019" or "marzo de
     # 2019" move with the same offset as the full dates of the document.
     if day is None and month is None:
-        ref = date(year, 7, 1)  # type: ignore[arg-type]
-    else:
-        ref = date(year or 2000, month or 7, day or 15)
-    new = ref + shift
+        return date(year, 7, 1), timedelta(days=366)  # type: ignore[arg-type]
+    ref = date(year or 2000, month or 7, day or 15)
+    if year is None or day is None:
+        return ref, timedelta(days=31) if day is None else timedelta(days=1)
+    return ref, None
+
+
+def _shift_match(m: re.Match, shift: timedelta, lang: str) -> str:
+    """The date of `m` moved by `shift`, written the way the original was written."""
+    ref, step = _date_ref(m)
+    text = _render_date(m, ref + shift, lang)
+    if text == m.group() and step is not None:
+        # "2019" moved by 100 days is still "2019": one more period in the same direction,
+        # so that no date is left as it was.
+        text = _render_date(m, ref + shift + (step if shift.days >= 0 else -step), lang)
+    return text
+
+
+def _render_date(m: re.Match, new: date, lang: str) -> str:
     out = []
     pos = m.start()
     # Rebuild by replacing each present group in place, keeping the separators.
@@ -335,6 +353,7 @@ _ORG_HEAD = re.compile(
     r"(?i)(ayuntamiento|universidad|colegio|instituto|residencia|fundación|asociación|escuela|"
     r"consejería|diputación|juzgado|policía|guardia civil)\b"
 )
+_NOT_NAMES = _PARTICLES | _TITLES
 _COMPANY_SUFFIX = re.compile(
     r"\s+(S\.?L\.?(N\.?E\.?|L\.?|U\.?)?|S\.?A\.?|S\.?Coop\.?|AB|HB|KB)$"
 )
@@ -383,8 +402,8 @@ class Surrogates:
         self.data = data
         self.rng = rng
         data.fake.random = rng
-        sign = 1 if rng.random() < 0.5 else -1
-        self.shift = timedelta(days=sign * rng.randint(1, max_date_shift) if max_date_shift > 0 else 0)
+        self.max_date_shift = max_date_shift
+        self._shift: Optional[timedelta] = None
         self.age_delta = (1 if rng.random() < 0.5 else -1) * rng.randint(1, max_age_shift) if max_age_shift > 0 else 0
         # (kind, text) of the document's entities, so that no surrogate repeats (or contains)
         # one of them or a part of one of its names.
@@ -393,9 +412,32 @@ class Surrogates:
             if kind in _NAME_KINDS:
                 self.originals.update(w.casefold() for w in _WORD.findall(text) if len(w) > 2)
         self.long_originals = [o for o in self.originals if len(o) >= 4]
+        self.date_originals = [text for kind, text in originals if kind == "date"]
         self.parts: Dict[str, str] = {}  # name part (casefolded) -> surrogate
         self.values: Dict[Tuple[str, str], str] = {}
         self._avoid = ""  # the text being replaced
+
+    @property
+    def shift(self) -> timedelta:
+        """The document's date offset, drawn at first use so that no shifted date lands on
+        another date of the document (that would leave an original date string in the text,
+        "2018" moved to "2019" while "2017-12-30" moved to "2018-02-03")."""
+        if self._shift is None:
+            if self.max_date_shift <= 0:
+                self._shift = timedelta(0)
+                return self._shift
+            matches = [m for text in self.date_originals for _, _, m in find_dates(text)]
+            written = {m.group() for m in matches}
+            for attempt in range(20):
+                sign = 1 if self.rng.random() < 0.5 else -1
+                self._shift = timedelta(days=sign * self.rng.randint(1, self.max_date_shift))
+                moved = [_shift_match(m, self._shift, self.data.lang) for m in matches]
+                if attempt < 10:  # best: no original date inside a moved one ("2018" in "2018-11-02")
+                    if not any(w in new for w in written for new in moved):
+                        break
+                elif not any(new in written for new in moved):  # else: none equal to one
+                    break
+        return self._shift
 
     def get(self, kind: str, text: str) -> str:
         key = (kind, text if kind in _NAME_KINDS else text.casefold())
@@ -420,7 +462,9 @@ class Surrogates:
 
     def _name(self, text: str, role: Optional[str] = None) -> str:
         words = list(_WORD.finditer(text))
-        real = [m for m in words if len(words) == 1 or m.group().casefold() not in _PARTICLES | _TITLES]
+        if not words:  # no letters: not a name after all, but still replaced
+            return self._id_generic(text, detect=False)
+        real = [m for m in words if len(words) == 1 or m.group().casefold() not in _NOT_NAMES]
         comma = text.find(",")
         roles: Dict[int, str] = {}
         for i, m in enumerate(real):
@@ -526,7 +570,9 @@ class Surrogates:
             if "vårdcentral" in folded:
                 templates = ["Vårdcentralen {city}", "{city} vårdcentral"]
             elif re.match(r"avd", folded):
-                return _random_digits_like(text, rng) if re.search(r"\d", text) else "avdelning " + str(rng.randint(1, 99))
+                if re.search(r"\d", text):
+                    return self._fresh(lambda: _random_digits_like(text, rng))
+                return "avdelning " + str(rng.randint(1, 99))
             else:
                 templates = ["{city} sjukhus", "Universitetssjukhuset i {city}", "Sjukhuset i {city}", "{city} lasarett"]
         elif self.data.lang == "es":
@@ -584,8 +630,8 @@ class Surrogates:
 
         def move(m: re.Match) -> str:
             n = int(m.group())
-            if n >= 90:  # HIPAA: ages over 89 are one group
-                return "90"
+            if n >= 90:  # HIPAA: ages over 89 are one group; any age of that group will do
+                return str(self.rng.choice([a for a in range(90, 100) if a != n]))
             if n == 0:
                 return m.group()
             new = n + self.age_delta
