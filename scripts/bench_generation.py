@@ -3,7 +3,7 @@
 Naive: transformers' `generate` with nucleus sampling, one prompt at a time, the adapter
 not merged (peft's wrapper around every adapted layer). Project: `deid.CausalLM.v1` with the
 same model, adapter, prompts and sampling settings (batched, adapter merged, and whatever
-`--vocabulary` / `--dtype` / `--quantize` ask for). The naive path is slow, so it runs on
+`--vocabulary` / `--dtype` ask for). The naive path is slow, so it runs on
 the first `--naive-prompts` of the prompts only; tokens per second is a rate, so the two
 figures compare. `--profile` also prints where one decoding step of the project's path
 spends its time. Only counts and timings are printed, never generated text.
@@ -79,7 +79,6 @@ def bench(
     temperature: float = 1.0,
     vocabulary: Optional[str] = None,
     dtype: str = "float32",
-    quantize: Optional[str] = None,
     threads: int = 0,
     seed: int = 0,
     cache_dir: Path = DEFAULT_CACHE,
@@ -110,14 +109,14 @@ def bench(
     if not silent:
         msg.info(f"naive: {result['naive']['tokens_per_second']} tokens/s ({result['naive']['tokens']} tokens)")
 
-    project = make_causal_lm(base_model, adapter, str(cache_dir), "hf", dtype, quantize, "cpu", 0, batch_size,
+    project = make_causal_lm(base_model, adapter, str(cache_dir), "hf", dtype, "cpu", 0, batch_size,
                              max_new_tokens, top_p, temperature, vocabulary)
     sampler = project.sampler
     sampler.generate(texts[:2], seeds[:2])  # warm-up
     start = time.perf_counter()
     samples = sampler.generate(texts, seeds)
     result["project"] = rate(samples, time.perf_counter() - start)
-    result["project"].update({"batch_size": batch_size, "adapter_merged": True, "dtype": dtype, "quantize": quantize,
+    result["project"].update({"batch_size": batch_size, "adapter_merged": True, "dtype": dtype,
                               "vocabulary": vocabulary, "vocabulary_size": project.settings.get("vocabulary_size")})
     result["speedup"] = round(result["project"]["tokens_per_second"] / result["naive"]["tokens_per_second"], 1)
     if profile:
@@ -144,7 +143,6 @@ def main(
     temperature: float = typer.Option(1.0, "--temperature"),
     vocabulary: Optional[str] = typer.Option(None, "--vocabulary", help="token_ids.json: restricted output layer"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (project's path)"),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8 (project's path)"),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: default)"),
     seed: int = typer.Option(0, "--seed"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir"),
@@ -153,7 +151,7 @@ def main(
 ):
     """Tokens per second: naive `generate` (batch 1, unmerged adapter) vs the project's path."""
     result = bench(dev_path, base_model, adapter, n_prompts, naive_prompts, max_new_tokens, batch_size, top_p,
-                   temperature, vocabulary, dtype, quantize, threads, seed, cache_dir, profile)
+                   temperature, vocabulary, dtype, threads, seed, cache_dir, profile)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, result)

@@ -128,8 +128,7 @@ def generate(
         n_samples = samples_per_prompt(volume, train_words, len(prompts), per_sample)
     else:
         per_sample = None
-    provenance = {k: settings.get(k) for k in ("base_model", "adapter", "adapter_manifest", "backend", "dtype",
-                                               "quantize", "top_p", "temperature", "max_new_tokens",
+    provenance = {k: settings.get(k) for k in ("base_model", "adapter", "adapter_manifest", "backend", "dtype", "top_p", "temperature", "max_new_tokens",
                                                "vocabulary", "vocabulary_size", "seed")}
     output_dir.mkdir(parents=True, exist_ok=True)
     kept_rows = read_done(output_dir / SAMPLES)
