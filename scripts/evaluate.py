@@ -330,7 +330,7 @@ def to_markdown(scores: Dict[str, object]) -> str:
         ("Tokens, macro over labels", token["macro"]),
     ]
     lines = [
-        f"Documents: {scores['n_docs']:,}, words: {scores['n_words']:,}"
+        f"Documents: {scores['n_docs']:,}, tokens: {scores['n_words']:,}"
         + (f", speed: {scores['speed_wps']:,.0f} words/s" if "speed_wps" in scores else ""),
         "",
         "| Measure | P | R | F |",
