@@ -34,7 +34,7 @@ from tqdm import tqdm
 from wasabi import msg
 
 from scripts.causal_lm import DEFAULT_BASE, DEFAULT_CACHE, MANIFEST, load_tokenizer, resolve_base
-from scripts.generation import corpus_token_ids
+from scripts.generation import _backbone, corpus_token_ids
 
 DEFAULT_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 
@@ -96,6 +96,35 @@ def make_blocks(tokenizer, texts: Sequence[str], seq_len: int) -> Dict[str, torc
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def corpus_vocabulary_loss(token_ids: Sequence[int], device):
+    """Next-token loss with the softmax over the corpus's token ids only (`--vocabulary corpus`).
+
+    The output layer of Gemma-3 has 262,144 rows: for 8 x 128 tokens it is ~0.5 TFLOP per
+    step, most of a CPU training step, and a 1 GB logit tensor. The adaptation text uses
+    ~14k of them (MEDDOCAN), so restricting the softmax to those is much cheaper. It trains
+    the model for what generation with the restricted vocabulary samples from (a
+    distribution renormalised over those tokens); the loss is not comparable with the
+    full-vocabulary loss.
+    """
+    ids = torch.tensor(token_ids, dtype=torch.long, device=device)
+    remap = torch.full((int(ids.max()) + 1,), -100, dtype=torch.long, device=device)
+    remap[ids] = torch.arange(len(ids), device=device)
+
+    def loss(model, batch):
+        base = model.get_base_model()
+        hidden = _backbone(base)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        logits = hidden[:, :-1] @ base.get_output_embeddings().weight[ids].T
+        cap = getattr(base.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        labels = batch["labels"][:, 1:]
+        targets = torch.where(labels >= 0, remap[labels.clamp(min=0)], labels)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, len(ids)).float(), targets.reshape(-1),
+                                                 ignore_index=-100)
+
+    return loss
+
+
 def qlora_available() -> bool:
     return torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
 
@@ -144,6 +173,8 @@ def adapt(
     grad_accum: int = 1,
     warmup: float = 0.05,
     quantization: str = "auto",
+    vocabulary: str = "full",
+    bf16: bool = False,
     cache_dir: Path = DEFAULT_CACHE,
     threads: int = 0,
     silent: bool = False,
@@ -154,6 +185,8 @@ def adapt(
         torch.set_num_threads(threads)
     if quantization not in ("auto", "4bit", "none"):
         raise AdaptError(f"unknown quantization '{quantization}': use auto, 4bit or none")
+    if vocabulary not in ("full", "corpus"):
+        raise AdaptError(f"unknown vocabulary '{vocabulary}': use full or corpus")
     docs = read_texts(train_path)
     chosen = [docs[i] for i in select_documents(len(docs), fraction, seed)]
     output_dir = Path(output_dir)
@@ -162,14 +195,15 @@ def adapt(
         (output_dir / stale).unlink(missing_ok=True)
     hyper = {"rank": rank, "alpha": alpha, "dropout": dropout, "target_modules": target_modules.split(","),
              "learning_rate": learning_rate, "epochs": epochs, "max_steps": max_steps, "seq_len": seq_len,
-             "batch_size": batch_size, "grad_accum": grad_accum, "warmup": warmup, "seed": seed}
+             "batch_size": batch_size, "grad_accum": grad_accum, "warmup": warmup, "seed": seed,
+             "vocabulary": vocabulary, "bf16": bf16}
     manifest = {"base_model": str(base_model), "train": str(train_path), "fraction": fraction,
                 "n_documents": len(chosen), "n_documents_total": len(docs),
                 "documents_hash": documents_hash([d["id"] for d in chosen]), "hyperparameters": hyper,
                 "adapter": bool(chosen)}
     tokenizer = load_tokenizer(base_model, cache_dir)
-    srsly.write_json(output_dir / "token_ids.json", corpus_token_ids(tokenizer, [d["text"] for d in chosen])
-                     if chosen else [])
+    token_ids = corpus_token_ids(tokenizer, [d["text"] for d in chosen]) if chosen else []
+    srsly.write_json(output_dir / "token_ids.json", token_ids)
     if not chosen:
         manifest.update({"loss_curve": [], "seconds": round(time.perf_counter() - start, 1), "quantization": None})
         srsly.write_json(output_dir / MANIFEST, manifest)
@@ -200,6 +234,9 @@ def adapt(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / (n_warmup + 1) if s < n_warmup else max(0.0, (total_steps - s) / max(1, total_steps - n_warmup)))
     device = next(model.parameters()).device
+    loss_fn = corpus_vocabulary_loss(token_ids, device) if vocabulary == "corpus" else (lambda m, b: m(**b).loss)
+    # bfloat16 autocast on a CPU: ~1.4x faster steps on CPUs with AMX / AVX512-BF16.
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu")
     rng = torch.Generator().manual_seed(seed)
     order: List[int] = []
     curve = []
@@ -212,7 +249,8 @@ def adapt(
                 order += torch.randperm(n_blocks, generator=rng).tolist()
             idx, order = order[:batch_size], order[batch_size:]
             batch = {k: v[idx].to(device) for k, v in blocks.items()}
-            loss = model(**batch).loss / grad_accum
+            with autocast:
+                loss = loss_fn(model, batch) / grad_accum
             loss.backward()
             step_loss += loss.item()
         optimizer.step()
@@ -252,13 +290,16 @@ def main(
     grad_accum: int = typer.Option(1, "--grad-accum", help="Forward passes per optimizer step"),
     warmup: float = typer.Option(0.05, "--warmup", help="Share of steps with linear warm-up"),
     quantization: str = typer.Option("auto", "--quantization", help="auto (4-bit when CUDA + bitsandbytes), 4bit or none"),
+    vocabulary: str = typer.Option("full", "--vocabulary", help="full, or corpus: softmax over the adaptation text's tokens only (faster; pairs with generation's restricted vocabulary)"),
+    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast on the CPU (faster where AMX / AVX512-BF16)"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where packaged models are prepared"),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)"),
 ):
     """Train a LoRA adapter on a fraction of the gold training notes."""
     try:
         adapt(train_path, output_dir, base_model, fraction, seed, rank, alpha, dropout, target_modules, learning_rate,
-              epochs, max_steps, seq_len, batch_size, grad_accum, warmup, quantization, cache_dir, threads)
+              epochs, max_steps, seq_len, batch_size, grad_accum, warmup, quantization, vocabulary, bf16, cache_dir,
+              threads)
     except (AdaptError, OSError) as err:
         msg.fail(str(err), exits=1)
 

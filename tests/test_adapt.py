@@ -5,7 +5,9 @@ import srsly
 import torch
 from spacy.tokens import DocBin
 
-from scripts.adapt import AdaptError, adapt, make_blocks, read_texts, select_documents
+from peft import LoraConfig, get_peft_model
+
+from scripts.adapt import AdaptError, adapt, corpus_vocabulary_loss, make_blocks, read_texts, select_documents
 from scripts.causal_lm import ModelLoadError, build_tiny_model, load_causal_lm
 from scripts.demo_corpus import generate_split
 
@@ -62,6 +64,19 @@ def test_lora_lowers_the_loss(tiny, tmp_path):
     assert mean_loss(adapted, blocks) < mean_loss(base, blocks) - 0.05
     assert len(manifest["loss_curve"]) == manifest["steps"] == 12
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_corpus_vocabulary_loss_in_bfloat16_lowers_the_loss(tiny, tmp_path):
+    manifest = run(tiny, tmp_path / "adapter", vocabulary="corpus", bf16=True)
+    assert manifest["hyperparameters"]["vocabulary"] == "corpus" and manifest["hyperparameters"]["bf16"]
+    model_path, train = tiny
+    token_ids = srsly.read_json(tmp_path / "adapter" / "token_ids.json")
+    loss = corpus_vocabulary_loss(token_ids, torch.device("cpu"))
+    base, tokenizer = load_causal_lm(str(model_path))
+    blocks = make_blocks(tokenizer, [d["text"] for d in read_texts(train)], 64)
+    adapted, _ = load_causal_lm(str(model_path), tmp_path / "adapter", merge=False)
+    with torch.no_grad():
+        assert loss(adapted, blocks).item() < loss(get_peft_model(base, LoraConfig(target_modules=["q_proj"])), blocks).item() - 0.05
 
 
 def test_manifest_records_the_run(tiny, tmp_path):
