@@ -291,14 +291,16 @@ def main(
     warmup: float = typer.Option(0.05, "--warmup", help="Share of steps with linear warm-up"),
     quantization: str = typer.Option("auto", "--quantization", help="auto (4-bit when CUDA + bitsandbytes), 4bit or none"),
     vocabulary: str = typer.Option("full", "--vocabulary", help="full, or corpus: softmax over the adaptation text's tokens only (faster; pairs with generation's restricted vocabulary)"),
-    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast on the CPU (faster where AMX / AVX512-BF16)"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (autocast on the CPU: faster where AMX / AVX512-BF16)"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where packaged models are prepared"),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)"),
 ):
     """Train a LoRA adapter on a fraction of the gold training notes."""
+    if precision not in ("fp32", "bf16"):
+        msg.fail(f"unknown precision '{precision}': use fp32 or bf16", exits=1)
     try:
         adapt(train_path, output_dir, base_model, fraction, seed, rank, alpha, dropout, target_modules, learning_rate,
-              epochs, max_steps, seq_len, batch_size, grad_accum, warmup, quantization, vocabulary, bf16, cache_dir,
+              epochs, max_steps, seq_len, batch_size, grad_accum, warmup, quantization, vocabulary, precision == "bf16", cache_dir,
               threads)
     except (AdaptError, OSError) as err:
         msg.fail(str(err), exits=1)

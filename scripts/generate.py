@@ -92,6 +92,22 @@ def read_done(path: Path) -> List[dict]:
     return rows
 
 
+def vocabulary_override(overrides: Dict, vocabulary: str, config_path: Path) -> Dict:
+    """--vocabulary: "config" keeps paths.vocabulary, "full" clears it, "corpus" takes the
+    adapter's token_ids.json (the tokens of the adaptation text; an empty list, as written
+    for fraction 0, means no restriction)."""
+    if vocabulary == "config":
+        return overrides
+    if vocabulary == "full":
+        return {**overrides, "paths.vocabulary": None}
+    if vocabulary != "corpus":
+        raise GenerateError(f"unknown vocabulary '{vocabulary}': use config, full or corpus")
+    adapter = overrides.get("paths.adapter", spacy.util.load_config(config_path)["paths"]["adapter"])
+    if not adapter:
+        raise GenerateError("--vocabulary corpus needs an adapter folder (--paths.adapter) with its token_ids.json")
+    return {**overrides, "paths.vocabulary": str(Path(adapter) / "token_ids.json")}
+
+
 def load_generator(config_path: Path, overrides: Dict) -> Tuple[spacy.Language, Dict]:
     config = spacy.util.load_config(config_path, overrides=overrides, interpolate=False)
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
@@ -111,14 +127,16 @@ def generate(
     prompt_words: int = 3,
     limit: int = 0,
     overrides: Optional[Dict] = None,
+    vocabulary: str = "config",
     silent: bool = False,
 ) -> Dict:
     """Generate (or finish generating) the synthetic corpus in output_dir; returns the report."""
     output_dir = Path(output_dir)
+    overrides = vocabulary_override(dict(overrides or {}), vocabulary, config_path)
     prompts = make_prompts(dev_path, prompt_words)
     train_texts = [d["text"] for d in read_texts(train_path)]
     train_words = sum(len(t.split()) for t in train_texts)
-    nlp, settings = load_generator(config_path, overrides or {})
+    nlp, settings = load_generator(config_path, overrides)
     sampler = nlp.get_pipe("llm")._model.sampler
     tokenizer = getattr(sampler, "tokenizer", None)
     if n_samples is None:
@@ -216,11 +234,12 @@ def main(
     n_samples: Optional[int] = typer.Option(None, "--samples-per-prompt", "-k", help="K, instead of deriving it from --volume"),
     prompt_words: int = typer.Option(3, "--prompt-words", help="Words of each dev note used as its prompt"),
     limit: int = typer.Option(0, "--limit", help="Generate at most this many samples in this run (0: all)"),
+    vocabulary: str = typer.Option("config", "--vocabulary", help="config (paths.vocabulary), full, or corpus (the adapter's token_ids.json: faster, changes the distribution)"),
 ):
     """Generate synthetic notes with the spacy-llm pipeline of CONFIG_PATH (config overrides as extra options)."""
     try:
         generate(config_path, dev_path, train_path, output_dir, volume, n_samples, prompt_words, limit,
-                 parse_config_overrides(ctx.args))
+                 parse_config_overrides(ctx.args), vocabulary)
     except (GenerateError, AdaptError, OSError) as err:
         msg.fail(str(err), exits=1)
 

@@ -13,6 +13,7 @@ import srsly
 import torch
 from spacy.tokens import DocBin
 
+from scripts.adapt import adapt
 from scripts.causal_lm import build_tiny_model, load_causal_lm
 from scripts.demo_corpus import generate_split
 from scripts.generate import DROPPED, SAMPLES, GenerateError, first_words, generate, samples_per_prompt
@@ -146,6 +147,15 @@ def test_restricted_vocabulary(corpus, tmp_path):
         assert set(sample["token_ids"]) <= set(allowed)
     report = run(corpus, tmp_path / "out", extra={"paths.vocabulary": str(tmp_path / "ids.json")})
     assert report["provenance"]["vocabulary_size"] == 120
+
+
+def test_adapter_and_its_vocabulary(corpus, tmp_path):
+    adapt(corpus / "train.spacy", tmp_path / "adapter", base_model=str(corpus / "model"), max_steps=1, seq_len=32,
+          batch_size=2, silent=True)
+    report = run(corpus, tmp_path / "out", vocabulary="corpus", extra={"paths.adapter": str(tmp_path / "adapter")})
+    provenance = report["provenance"]
+    assert provenance["adapter"] == str(tmp_path / "adapter") and len(provenance["adapter_manifest"]) == 16
+    assert provenance["vocabulary_size"] == len(srsly.read_json(tmp_path / "adapter" / "token_ids.json"))
 
 
 def test_batched_sampling_matches_transformers_greedy(corpus):
