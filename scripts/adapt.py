@@ -96,31 +96,49 @@ def make_blocks(tokenizer, texts: Sequence[str], seq_len: int) -> Dict[str, torc
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def corpus_vocabulary_loss(token_ids: Sequence[int], device):
-    """Next-token loss with the softmax over the corpus's token ids only (`--vocabulary corpus`).
+def lm_loss(token_ids: Optional[Sequence[int]], device, chunk: int = 1024):
+    """Next-token loss, computed without holding all the logits at once.
 
-    The output layer of Gemma-3 has 262,144 rows: for 8 x 128 tokens it is ~0.5 TFLOP per
-    step, most of a CPU training step, and a 1 GB logit tensor. The adaptation text uses
-    ~14k of them (MEDDOCAN), so restricting the softmax to those is much cheaper. It trains
-    the model for what generation with the restricted vocabulary samples from (a
-    distribution renormalised over those tokens); the loss is not comparable with the
-    full-vocabulary loss.
+    The output layer of Gemma-3 has 262,144 rows: for 8 x 256 tokens the logits alone are
+    2 GB in float32, and transformers' loss keeps several copies (~11 GB peak measured).
+    Here the output layer and the cross-entropy run over chunks of `chunk` positions, each
+    recomputed in the backward pass (activation checkpointing), so the peak stays near one
+    chunk's logits (1 GB) for ~1/3 more output-layer compute.
+
+    With `token_ids` (`--vocabulary corpus`) the softmax runs over the adaptation text's
+    tokens only (~14k for MEDDOCAN): a step costs about a third, and the model is trained
+    for what generation with the restricted vocabulary samples from (a distribution
+    renormalised over those tokens). That loss is not comparable with the full one.
     """
-    ids = torch.tensor(token_ids, dtype=torch.long, device=device)
-    remap = torch.full((int(ids.max()) + 1,), -100, dtype=torch.long, device=device)
-    remap[ids] = torch.arange(len(ids), device=device)
+    from torch.utils.checkpoint import checkpoint
+
+    ids = remap = None
+    if token_ids:
+        ids = torch.tensor(sorted(token_ids), dtype=torch.long, device=device)
+        remap = torch.full((int(ids.max()) + 1,), -100, dtype=torch.long, device=device)
+        remap[ids] = torch.arange(len(ids), device=device)
+
+    def chunk_loss(hidden, targets, weight, cap):
+        logits = hidden @ weight.T
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return torch.nn.functional.cross_entropy(logits.float(), targets, ignore_index=-100, reduction="sum")
 
     def loss(model, batch):
         base = model.get_base_model()
         hidden = _backbone(base)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        logits = hidden[:, :-1] @ base.get_output_embeddings().weight[ids].T
+        hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])
+        labels = batch["labels"][:, 1:].reshape(-1)
+        weight = base.get_output_embeddings().weight
+        if ids is not None:
+            weight = weight[ids]
+            labels = torch.where(labels >= 0, remap[labels.clamp(min=0, max=len(remap) - 1)], labels)
         cap = getattr(base.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        labels = batch["labels"][:, 1:]
-        targets = torch.where(labels >= 0, remap[labels.clamp(min=0)], labels)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, len(ids)).float(), targets.reshape(-1),
-                                                 ignore_index=-100)
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, hidden.shape[0], chunk):
+            part = (hidden[start : start + chunk], labels[start : start + chunk], weight, cap)
+            total = total + (checkpoint(chunk_loss, *part, use_reentrant=False) if ids is None else chunk_loss(*part))
+        return total / (labels != -100).sum().clamp(min=1)
 
     return loss
 
@@ -234,7 +252,7 @@ def adapt(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / (n_warmup + 1) if s < n_warmup else max(0.0, (total_steps - s) / max(1, total_steps - n_warmup)))
     device = next(model.parameters()).device
-    loss_fn = corpus_vocabulary_loss(token_ids, device) if vocabulary == "corpus" else (lambda m, b: m(**b).loss)
+    loss_fn = lm_loss(token_ids if vocabulary == "corpus" else None, device)
     # bfloat16 autocast on a CPU: ~1.4x faster steps on CPUs with AMX / AVX512-BF16.
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu")
     rng = torch.Generator().manual_seed(seed)

@@ -7,7 +7,7 @@ from spacy.tokens import DocBin
 
 from peft import LoraConfig, get_peft_model
 
-from scripts.adapt import AdaptError, adapt, corpus_vocabulary_loss, make_blocks, read_texts, select_documents
+from scripts.adapt import AdaptError, adapt, lm_loss, make_blocks, read_texts, select_documents
 from scripts.causal_lm import ModelLoadError, build_tiny_model, load_causal_lm
 from scripts.demo_corpus import generate_split
 
@@ -71,12 +71,21 @@ def test_corpus_vocabulary_loss_in_bfloat16_lowers_the_loss(tiny, tmp_path):
     assert manifest["hyperparameters"]["vocabulary"] == "corpus" and manifest["hyperparameters"]["bf16"]
     model_path, train = tiny
     token_ids = srsly.read_json(tmp_path / "adapter" / "token_ids.json")
-    loss = corpus_vocabulary_loss(token_ids, torch.device("cpu"))
+    loss = lm_loss(token_ids, torch.device("cpu"))
     base, tokenizer = load_causal_lm(str(model_path))
     blocks = make_blocks(tokenizer, [d["text"] for d in read_texts(train)], 64)
     adapted, _ = load_causal_lm(str(model_path), tmp_path / "adapter", merge=False)
     with torch.no_grad():
         assert loss(adapted, blocks).item() < loss(get_peft_model(base, LoraConfig(target_modules=["q_proj"])), blocks).item() - 0.05
+
+
+def test_chunked_loss_equals_the_models_own(tiny):
+    model, tokenizer = load_causal_lm(str(tiny[0]))
+    blocks = make_blocks(tokenizer, [d["text"] for d in read_texts(tiny[1])][:4], 64)
+    peft_model = get_peft_model(model, LoraConfig(target_modules=["q_proj"]))
+    with torch.no_grad():
+        assert lm_loss(None, torch.device("cpu"), chunk=50)(peft_model, blocks).item() == pytest.approx(
+            peft_model(**blocks).loss.item(), rel=1e-5)
 
 
 def test_manifest_records_the_run(tiny, tmp_path):
