@@ -37,7 +37,7 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import torch
 from spacy.tokens import Doc, DocBin
@@ -269,16 +269,16 @@ class BatchedSampler:
         head = model.get_output_embeddings()
         self.head_weight = head.weight.detach()
         self.head_bias = head.bias.detach() if getattr(head, "bias", None) is not None else None
-        self.token_ids = None
-        if token_ids:
-            self.token_ids = torch.tensor(sorted(set(token_ids)), dtype=torch.long)
-            self.head_weight = self.head_weight[self.token_ids].contiguous()
-            if self.head_bias is not None:
-                self.head_bias = self.head_bias[self.token_ids]
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = sorted({i for i in eos + [tokenizer.eos_token_id] if i is not None})
+        self.token_ids = None
+        if token_ids:  # a restricted output layer; it can always end a note
+            self.token_ids = torch.tensor(sorted(set(token_ids) | set(self.eos_ids)), dtype=torch.long)
+            self.head_weight = self.head_weight[self.token_ids].contiguous()
+            if self.head_bias is not None:
+                self.head_bias = self.head_bias[self.token_ids]
         self.use_grouped_attention = model.config._attn_implementation in ("sdpa", ATTENTION)
         if self.use_grouped_attention:
             _register_attention()
@@ -357,7 +357,7 @@ class BatchedSampler:
                 if self.token_ids is not None:
                     picked = self.token_ids.to(device)[picked]
                 done = torch.isin(picked, eos)
-                for row, (i, token, stop) in enumerate(zip(active, picked.tolist(), done.tolist())):
+                for i, token, stop in zip(active, picked.tolist(), done.tolist()):
                     if stop:
                         finished[i] = True
                     else:
@@ -394,8 +394,9 @@ def naive_generate(model, tokenizer, prompts: Sequence[str], seeds: Sequence[int
     for prompt, seed in zip(prompts, seeds):
         torch.manual_seed(int(seed))
         enc = tokenizer(prompt, return_tensors="pt").to(model.device)
-        out = model.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, do_sample=True, top_p=top_p, top_k=0, temperature=temperature,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, do_sample=True, top_p=top_p,
+                             top_k=0, temperature=temperature, max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id)
         tokens = [t for t in out[0, enc.input_ids.shape[1]:].tolist() if t not in (tokenizer.pad_token_id,)]
         finished = bool(tokens) and tokens[-1] == tokenizer.eos_token_id
         tokens = [t for t in tokens if t != tokenizer.eos_token_id]
@@ -518,7 +519,3 @@ def make_synthetic_notes_task(seed: int = 0, max_token_share: float = 0.5,
     """Continue each prompt into a note; flag empty and degenerate samples."""
     return SyntheticNotesTask(seed, max_token_share, min_distinct_ngrams)
 
-
-def iter_samples(nlp, docs: Iterable[Doc], batch_size: int) -> Iterator[Doc]:
-    """Run the generation pipeline over prompt docs (a thin wrapper, so callers need no spaCy detail)."""
-    yield from nlp.pipe(docs, batch_size=batch_size)
