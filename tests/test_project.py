@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import srsly
 
+from scripts.causal_lm import build_tiny_model
+from scripts.demo_corpus import generate_split
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,7 +20,11 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     shutil.copy(ROOT / "project.yml", project)
     for folder in ("configs", "scripts"):
         shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    overrides = ["--vars.max_steps=4", "--vars.demo_train=20", "--vars.demo_dev=6", "--vars.demo_test=6"]
+    # A tiny randomly initialised causal LM stands in for Gemma (the real loading, LoRA and
+    # generation code runs; only the weights are small).
+    tiny = build_tiny_model(tmp_path / "tiny-lm", [note["text"] for note in generate_split("es", "train", 30)])
+    overrides = ["--vars.max_steps=4", "--vars.demo_train=20", "--vars.demo_dev=6", "--vars.demo_test=6",
+                 f"--vars.base_model={tiny}", "--vars.adapt_max_steps=2", "--vars.max_new_tokens=32"]
     result = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides],
                             capture_output=True, text=True, cwd=project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -26,9 +33,16 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     scores = srsly.read_json(project / "metrics/demo-es/ner_cpu.json")
     assert scores["n_docs"] == 6 and set(scores) >= {"ents_strict", "token", "spans_merged", "leak"}
     assert (project / "training/demo-es/ner_cpu/model-best/meta.json").exists()
+    # The synthetic loop: adapter, notes, machine-annotated corpus, privacy figures, synthetic model.
+    assert srsly.read_json(project / "training/demo-es/adapter-default/manifest.json")["base_model"]
+    assert len(list(srsly.read_jsonl(project / "synthetic/demo-es/default/samples.jsonl"))) > 0
+    assert "ngram" in srsly.read_json(project / "metrics/demo-es/privacy-default.json")
+    synthetic = srsly.read_json(project / "metrics/demo-es/synthetic-default-ner_cpu.json")
+    assert synthetic["n_docs"] == 6
     table = (project / "metrics/results.md").read_text()
     # Our strict figures and spacy evaluate's agree on the same model and data.
-    assert "| demo-es | ner_cpu |" in table and "| yes |" in table
+    assert "| demo-es | ner_cpu |" in table and "| demo-es | synthetic-default-ner_cpu |" in table
+    assert "| NO |" not in table and "| yes |" in table
     # A second run finds nothing changed and re-runs nothing.
     again = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides],
                            capture_output=True, text=True, cwd=project)
