@@ -160,6 +160,8 @@ def main(
     """Package a trained pipeline with the de-identification components as a wheel."""
     if data_kind not in ("synthetic", "gold"):
         msg.fail(f"Unknown --data-kind {data_kind!r}: choose synthetic or gold", exits=1)
+    if mode not in ("redact", "mask", "pseudonymize"):
+        msg.fail(f"Unknown --mode {mode!r}: choose redact, mask or pseudonymize", exits=1)
     if build not in ("wheel", "none"):
         msg.fail(f"Unknown --build {build!r}: choose wheel or none", exits=1)
     if not name.isidentifier() or not name.startswith(f"{lang}_"):
