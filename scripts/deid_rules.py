@@ -2,7 +2,7 @@
 
 Registered factory ``deid_rules``; add it after ``ner`` and before ``deid_transform``::
 
-    nlp.add_pipe("deid_rules", after="ner", config={"policy": "ner"})
+    nlp.add_pipe("deid_rules", after="ner", config={"policy": "longest"})
 
 It finds e-mail addresses, URLs, IP addresses, phone and fax numbers (Spanish and Swedish
 formats), Spanish DNI and NIE (check letter validated), Swedish personnummer (date and Luhn
@@ -10,7 +10,9 @@ digit validated), numeric dates and, when asked, postcodes. The matches are put 
 ``doc.spans["deid_rules"]`` and merged into ``doc.ents`` without overlaps:
 
 * ``policy = "ner"``: the model's entities stay; a match that overlaps one is dropped.
-* ``policy = "longest"``: the longer span wins (in tokens; the model's on a tie).
+* ``policy = "longest"`` (default): the longer span wins (in tokens; the model's on a tie),
+  so a partial or mislabelled model span ("ana@example" tagged PROFESION) gives way to the
+  whole e-mail address: covering more is the safe side for de-identification.
 * ``policy = "rules"``: a match replaces the entities it overlaps.
 
 Rule names (EMAIL, URL, IP, PHONE, FAX, DNI, NIE, PERSONNUMMER, DATE, POSTCODE) become
@@ -272,7 +274,7 @@ class DeidRules:
     """Adds regex matches for structured PHI to `doc.ents` (see the module docstring)."""
 
     def __init__(self, name: str, lang: str, rules: Sequence[str] = DEFAULT_RULES, preset: str = "auto",
-                 label_map: Optional[Dict[str, str]] = None, policy: str = "ner",
+                 label_map: Optional[Dict[str, str]] = None, policy: str = "longest",
                  validate_checksums: bool = True, alignment_mode: str = "expand",
                  spans_key: str = "deid_rules") -> None:
         unknown = set(rules) - set(RULES)
@@ -317,7 +319,7 @@ class DeidRules:
         "rules": DEFAULT_RULES,
         "preset": "auto",
         "label_map": {},
-        "policy": "ner",
+        "policy": "longest",
         "validate_checksums": True,
         "alignment_mode": "expand",
         "spans_key": "deid_rules",
