@@ -37,7 +37,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional, Tuple
 
-import spacy
 import srsly
 import typer
 from spacy.language import Language
@@ -47,6 +46,7 @@ from wasabi import msg
 
 import scripts.functions  # noqa: F401  (registers the project's tokenizer)
 from scripts.corpus_readers import CorpusError
+from scripts.cli_util import load_pipeline
 from scripts.make_docs import count_words, split_doc
 
 UNDER_PRODUCED = 0.5  # a label below this ratio of gold's rate is flagged in the printout
@@ -290,16 +290,7 @@ def main(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for the CPU"),
 ):
     """Label synthetic notes with an annotator pipeline, in chunks, into a DocBin with provenance."""
-    if code is not None:
-        if not Path(code).is_file():
-            msg.fail(f"Code file not found: {code}", exits=1)
-        spacy.util.import_file("python_code", code)
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    try:
-        nlp = spacy.load(model)
-    except (OSError, IOError, ValueError) as err:
-        msg.fail(f"Can't load pipeline {model}", f"{type(err).__name__}: {err}", exits=1)
+    nlp = load_pipeline(model, code, gpu_id)
     try:
         report = annotate(nlp, jsonl_path, output_path, max_words, batch_size, n_process, gold_path,
                           dev_output, dev_share, seed, progress=True)

@@ -32,6 +32,8 @@ from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, DocBin
 from wasabi import msg
 
+from scripts.cli_util import load_pipeline
+
 KEYS = """JSON keys written by scripts/evaluate.py
 
 Every measure is micro-averaged over the whole data set and carries
@@ -374,19 +376,9 @@ def main(
     data_path = Path(data_path)
     output = Path(output) if output is not None else None
     markdown = Path(markdown) if markdown is not None else None
-    if code is not None:
-        if not Path(code).is_file():
-            msg.fail(f"Code file not found: {code}", exits=1)
-        spacy.util.import_file("python_code", code)
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-        msg.info(f"Using GPU {gpu_id}")
     if not Path(data_path).is_file():
         msg.fail(f"Data file not found: {data_path}", "Pass a DocBin (.spacy) file.", exits=1)
-    try:
-        nlp = spacy.load(model)
-    except (OSError, IOError, ValueError) as err:
-        msg.fail(f"Can't load pipeline {model}", f"{type(err).__name__}: {err}", exits=1)
+    nlp = load_pipeline(model, code, gpu_id)
     try:
         scores = evaluate(nlp, data_path, batch_size=batch_size)
     except ValueError as err:
