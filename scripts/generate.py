@@ -4,7 +4,10 @@ Prompts are the first `--prompt-words` (3) words of each document of the dev spl
 the paper. K, the samples per prompt, follows from `--volume`: the synthetic corpus should
 hold `volume` x the gold training split's words (the paper's ablation: 0.05, 1, 4), and a
 sample is expected to hold min(mean words of a gold note, max_new_tokens / the tokenizer's
-tokens per word on the gold text) words. `--samples-per-prompt` sets K directly instead.
+tokens per word on the gold text) words. Generated text tends to need more tokens per word
+than gold text, so when the K rounds (one sample per prompt each) fall short of the target,
+further rounds follow until it is reached (at most 2 K rounds). `--samples-per-prompt` sets
+K directly instead, with no extra round.
 
 OUTPUT_DIR/samples.jsonl gets one line per kept sample, appended and flushed as it is
 generated: {"id", "text", "prompt_id", "prompt", "sample_index", "seed", "n_tokens",
@@ -21,7 +24,7 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import spacy
 import srsly
@@ -117,6 +120,12 @@ def load_generator(config_path: Path, overrides: Dict) -> Tuple[spacy.Language, 
     return nlp, settings
 
 
+def prompt_doc(nlp: spacy.Language, prompt: Dict[str, str], k: int) -> Doc:
+    doc = nlp.make_doc(prompt["text"])
+    doc.user_data.update({"prompt_id": prompt["id"], "sample_index": k})
+    return doc
+
+
 def generate(
     config_path: Path,
     dev_path: Path,
@@ -157,50 +166,58 @@ def generate(
             raise GenerateError(f"{output_dir}: written with other settings ({row.get('provenance')}); "
                                 "use another output folder or delete it")
     done: Set[Tuple[str, int]] = {(r["prompt_id"], r["sample_index"]) for r in kept_rows + dropped_rows}
-    todo = [(p, k) for k in range(n_samples) for p in prompts if (p["id"], k) not in done]
-    if limit:
-        todo = todo[:limit]
+    target_words = round(volume * train_words) if per_sample is not None else None
+    max_rounds = 2 * n_samples if target_words is not None else n_samples
+    words = sum(len(r["text"].split()) for r in kept_rows)
+    todo_planned = sum((p["id"], k) not in done for k in range(n_samples) for p in prompts)
     if not silent:
         msg.info(f"{len(prompts)} prompts x {n_samples} samples (volume {volume} of {train_words:,} training words"
                  + (f", ~{per_sample:.0f} words per sample" if per_sample else "") + f"); {len(done)} done, "
-                 f"{len(todo)} to generate")
-
-    def prompt_docs() -> Iterator[Doc]:
-        for prompt, k in todo:
-            doc = nlp.make_doc(prompt["text"])
-            doc.user_data.update({"prompt_id": prompt["id"], "sample_index": k})
-            yield doc
+                 f"{todo_planned} to generate" + (", more rounds if short of the target" if target_words else ""))
 
     prompt_text = {p["id"]: p["text"] for p in prompts}
-    start, n_tokens = time.perf_counter(), 0
+    start, n_tokens, n_generated = time.perf_counter(), 0, 0
     session_dropped: Counter = Counter()
-    bar = tqdm(total=len(todo), desc="generate", unit="doc", disable=silent)
+    bar = tqdm(total=todo_planned, desc="generate", unit="doc", disable=silent)
     batch_size = nlp.config["nlp"]["batch_size"]
     with (output_dir / SAMPLES).open("a", encoding="utf8") as kept_file, \
             (output_dir / DROPPED).open("a", encoding="utf8") as dropped_file:
-        for doc in nlp.pipe(prompt_docs(), batch_size=batch_size):
-            sample = doc.user_data["synthetic"]
-            prompt_id, k = doc.user_data["prompt_id"], doc.user_data["sample_index"]
-            row = {"id": f"{prompt_id}#{k}", "prompt_id": prompt_id, "sample_index": k, "seed": sample["seed"],
-                   "n_tokens": sample["n_tokens"], "finished": sample["finished"]}
-            if sample["dropped"]:
-                row["reason"] = sample["dropped"]
-                session_dropped[sample["dropped"]] += 1
-                dropped_file.write(srsly.json_dumps({**row, "provenance": provenance}) + "\n")
-                dropped_file.flush()
-            else:
-                row.update({"text": sample["text"], "prompt": prompt_text[prompt_id]})
-                kept_file.write(srsly.json_dumps({**row, "provenance": provenance}) + "\n")
-                kept_file.flush()
-            n_tokens += sample["n_tokens"]
-            bar.update(1)
-            bar.set_postfix(tok_s=f"{n_tokens / (time.perf_counter() - start):.1f}",
-                            dropped=sum(session_dropped.values()))
+        for k in range(max_rounds):
+            if k >= n_samples and words >= target_words:
+                break
+            todo = [p for p in prompts if (p["id"], k) not in done]
+            if limit:
+                todo = todo[: max(0, limit - n_generated)]
+            if k >= n_samples and todo:
+                bar.total += len(todo)
+                bar.refresh()
+            for doc in nlp.pipe((prompt_doc(nlp, p, k) for p in todo), batch_size=batch_size):
+                sample = doc.user_data["synthetic"]
+                prompt_id = doc.user_data["prompt_id"]
+                row = {"id": f"{prompt_id}#{k}", "prompt_id": prompt_id, "sample_index": k, "seed": sample["seed"],
+                       "n_tokens": sample["n_tokens"], "finished": sample["finished"]}
+                if sample["dropped"]:
+                    row["reason"] = sample["dropped"]
+                    session_dropped[sample["dropped"]] += 1
+                    dropped_file.write(srsly.json_dumps({**row, "provenance": provenance}) + "\n")
+                    dropped_file.flush()
+                else:
+                    row.update({"text": sample["text"], "prompt": prompt_text[prompt_id]})
+                    kept_file.write(srsly.json_dumps({**row, "provenance": provenance}) + "\n")
+                    kept_file.flush()
+                    words += len(sample["text"].split())
+                n_tokens += sample["n_tokens"]
+                n_generated += 1
+                bar.update(1)
+                bar.set_postfix(tok_s=f"{n_tokens / (time.perf_counter() - start):.1f}",
+                                dropped=sum(session_dropped.values()))
+            if limit and n_generated >= limit:
+                break
     bar.close()
     seconds = time.perf_counter() - start
-    report = summarize(output_dir, prompts, n_samples, volume, train_words, provenance)
+    report = summarize(output_dir, prompts, n_samples, volume, train_words, provenance, target_words is not None)
     previous = srsly.read_json(output_dir / REPORT).get("sessions", []) if (output_dir / REPORT).exists() else []
-    report["sessions"] = previous + [{"samples": len(todo), "tokens": n_tokens, "seconds": round(seconds, 1),
+    report["sessions"] = previous + [{"samples": n_generated, "tokens": n_tokens, "seconds": round(seconds, 1),
                                       "tokens_per_second": round(n_tokens / seconds, 1) if seconds else None}]
     srsly.write_json(output_dir / REPORT, report)
     if not silent:
@@ -211,16 +228,23 @@ def generate(
     return report
 
 
-def summarize(output_dir: Path, prompts, n_samples: int, volume: float, train_words: int, provenance: Dict) -> Dict:
+def summarize(output_dir: Path, prompts, n_samples: int, volume: float, train_words: int, provenance: Dict,
+              top_up: bool) -> Dict:
+    """The report; complete = K rounds done and, when K came from the volume, the target reached
+    (or the 2 K rounds spent)."""
     kept = read_done(output_dir / SAMPLES)
     dropped = read_done(output_dir / DROPPED)
     words = sum(len(r["text"].split()) for r in kept)
+    rounds = Counter(r["sample_index"] for r in kept + dropped)
+    full_rounds = next(k for k in range(len(rounds) + 1) if rounds.get(k, 0) < len(prompts))
+    target = round(volume * train_words)
+    complete = full_rounds >= n_samples and (not top_up or words >= target or full_rounds >= 2 * n_samples)
     return {
-        "prompts": len(prompts), "samples_per_prompt": n_samples, "volume": volume, "train_words": train_words,
-        "target_words": round(volume * train_words), "kept": len(kept),
+        "prompts": len(prompts), "samples_per_prompt": n_samples, "rounds": full_rounds, "volume": volume,
+        "train_words": train_words, "target_words": target, "kept": len(kept),
         "dropped": dict(Counter(r["reason"] for r in dropped)), "words": words,
         "tokens": sum(r["n_tokens"] for r in kept), "volume_reached": round(words / max(1, train_words), 3),
-        "complete": len(kept) + len(dropped) >= len(prompts) * n_samples, "provenance": provenance,
+        "complete": complete, "provenance": provenance,
     }
 
 
