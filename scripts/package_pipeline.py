@@ -54,9 +54,18 @@ def test_scores(path: Path) -> Dict[str, float]:
 
 
 def corpus_sizes(path: Path) -> Dict[str, Dict[str, Any]]:
-    """Documents, words and entities per split of a conversion report (no examples, no text)."""
+    """Documents, words and entities of the training data (no examples, no text): per split of a
+    conversion report (corpus/<dataset>/report.json), or of a machine-annotated synthetic corpus
+    (the annotate step's annotate.json)."""
+    report = srsly.read_json(path)
+    if "per_label" in report and "chunks" in report:  # scripts/annotate.py's report
+        return {"synthetic": {
+            "documents": report["documents"], "chunks": report["chunks"], "held_out_dev_documents": report.get("dev_documents"),
+            "words": report["words"], "entities": report["entities"],
+            "entities_per_label": {label: row["synthetic"] for label, row in report["per_label"].items()},
+        }}
     keys = ("documents", "words", "entities", "entities_per_label")
-    return {split: {k: r[k] for k in keys if k in r} for split, r in srsly.read_json(path).items() if isinstance(r, dict)}
+    return {split: {k: r[k] for k in keys if k in r} for split, r in report.items() if isinstance(r, dict)}
 
 
 def build_meta(nlp, name: str, version: str, lang: str, scores: Path, gold_scores: Optional[Path], data_kind: str,
@@ -150,7 +159,7 @@ def main(
     gold_scores: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Real-test scores of the gold-trained model, to compare"),
     data_kind: str = typer.Option("synthetic", help="Training data: synthetic (machine-annotated) or gold"),
     training_data: str = typer.Option("", help="One-line description of the training data"),
-    corpus_report: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="corpus/<dataset>/report.json: sizes per split"),
+    corpus_report: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Sizes of the training data: corpus/<dataset>/report.json, or a synthetic corpus's annotate.json"),
     base_model_licence: Optional[str] = typer.Option(None, help="Terms of the base model that wrote the synthetic notes"),
     data_licence: str = typer.Option("CC BY 4.0", help="Licence of the training data"),
     licence: Optional[str] = typer.Option(None, help="Licence of the package (default: the data licence)"),

@@ -86,6 +86,19 @@ def test_k_samples_per_prompt_with_provenance(corpus, tmp_path):
     assert all("text" not in r for r in dropped)
 
 
+def test_rounds_follow_until_the_volume_is_reached(corpus, tmp_path, monkeypatch):
+    """K from the volume assumes long samples; short ones get more rounds (at most 2 K)."""
+    import scripts.generate as gen
+
+    monkeypatch.setattr(gen, "expected_words_per_sample", lambda *args: 1e9)  # K = 1
+    report = run(corpus, tmp_path / "short", n_samples=None, volume=1.0)
+    assert report["samples_per_prompt"] == 1 and report["rounds"] == 2 and report["complete"]
+    assert report["volume_reached"] < 1.0  # 2 K spent: stops there
+    assert {r["sample_index"] for r in rows(tmp_path / "short")[0]} == {0, 1}
+    report = run(corpus, tmp_path / "tiny", n_samples=None, volume=1e-4)
+    assert report["rounds"] == 1 and report["complete"]
+
+
 def test_the_same_seed_gives_the_same_text(corpus, tmp_path):
     run(corpus, tmp_path / "a")
     run(corpus, tmp_path / "b")
