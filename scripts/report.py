@@ -105,50 +105,68 @@ def losses(per_label: Dict, annotate: Optional[dict], top: int) -> List[dict]:
 
 def privacy_counts(privacy: dict) -> dict:
     """The numbers of the privacy report, by a list of keys: its strings never leave it."""
-    phi, ngram, filt = privacy["phi"], privacy["ngram"], privacy["filter"]
-    pick = lambda row, keys: {k: row[k] for k in keys if isinstance(row.get(k), (int, float))}  # noqa: E731
+    def pick(row: dict, keys) -> dict:
+        return {k: row[k] for k in keys if isinstance(row.get(k), (int, float))}
+
+    phi = privacy["phi"]
     return {"documents": pick(privacy, ("real_documents", "real_words", "synthetic_documents", "synthetic_words")),
-            "ngram": pick(ngram, ("n", "real_ngrams", "synthetic_ngrams", "shared_ngrams", "recall", "copy_rate")),
+            "ngram": pick(privacy["ngram"], ("n", "real_ngrams", "synthetic_ngrams", "shared_ngrams", "recall",
+                                             "copy_rate")),
             "phi": pick(phi, ("min_chars", "max_gold_docs", "skipped_short")),
-            "phi_per_label": {lab: pick(row, PRIVACY_LABEL_KEYS) for lab, row in [*phi["per_label"].items(), ("total", phi["total"])]},
-            "filter": pick(filt, ("documents", "kept", "dropped", "dropped_phi", "dropped_shared_run", "max_shared_ngram"))}
+            "phi_per_label": {label: pick(row, PRIVACY_LABEL_KEYS)
+                              for label, row in [*phi["per_label"].items(), ("total", phi["total"])]},
+            "filter": pick(privacy["filter"], ("documents", "kept", "dropped", "dropped_phi", "dropped_shared_run",
+                                               "max_shared_ngram"))}
+
+
+def settings(data: Dict[str, Optional[dict]]) -> Dict[str, Optional[dict]]:
+    """Every setting of each step, as its file records it (None: the step was not run)."""
+    manifest, gen, ann = data["adapter_manifest"], data["generation_report"], data["annotate_report"]
+    keys = lambda d, names: {k: d.get(k) for k in names}  # noqa: E731
+    trained = lambda t: t and {"config": t.get("config"), **t.get("overrides", {})}  # noqa: E731
+    return {
+        "adapter": manifest and {**manifest.get("hyperparameters", {}), **keys(manifest, (
+            "base_model", "fraction", "n_documents", "n_tokens", "steps", "trainable_parameters", "device"))},
+        "generation": gen and {**gen.get("provenance", {}), **keys(gen, (
+            "prompts", "samples_per_prompt", "volume", "target_words", "words", "tokens", "kept", "volume_reached",
+            "complete")), "dropped": sum((gen.get("dropped") or {}).values())},
+        "annotation": ann and keys(ann, ("max_words", "seed", "batch_size", "n_process")),
+        "train gold": trained(data["gold_train_time"]),
+        "train synthetic": trained(data["synthetic_train_time"]),
+    }
+
+
+def wall_times(data: Dict[str, Optional[dict]]) -> Dict[str, Optional[float]]:
+    """Seconds of each step (generation: all its sessions, as it can be resumed)."""
+    gen, seconds = data["generation_report"], lambda d: d and d.get("seconds")  # noqa: E731
+    return {"adapt": seconds(data["adapter_manifest"]),
+            "generate": sum(s.get("seconds", 0) for s in gen["sessions"]) if gen and gen.get("sessions") else None,
+            "annotate": seconds(data["annotate_report"]),
+            "train gold": seconds(data["gold_train_time"]),
+            "train synthetic": seconds(data["synthetic_train_time"])}
 
 
 def summarize(data: Dict[str, Optional[dict]], paths: Dict[str, Path], top: int = 5) -> Dict:
     """Everything the report shows, as one JSON-ready dict (written as report.json)."""
     scores = compare(data["gold_scores"], data["synthetic_scores"])
-    manifest, gen, ann = data["adapter_manifest"], data["generation_report"], data["annotate_report"]
-    gold_time, synth_time = data["gold_train_time"], data["synthetic_train_time"]
+    gold, ann, corpus = data["gold_scores"], data["annotate_report"], data["corpus_report"]
     strict_ratio = scores["overall"]["strict_f"]["ratio"]
-    times = {"adapt": manifest and manifest.get("seconds"),
-             "generate": sum(s.get("seconds", 0) for s in gen["sessions"]) if gen and gen.get("sessions") else None,
-             "annotate": ann and ann.get("seconds"),
-             "train gold": gold_time and gold_time.get("seconds"),
-             "train synthetic": synth_time and synth_time.get("seconds")}
-    corpus = data["corpus_report"]
     return {
         "inputs": {name: str(path) for name, path in paths.items()},
         "missing": [name for name, value in data.items() if value is None],
         "target": TARGET, **scores,
-        "annotator": {k: data["gold_scores"][key][m] for k, key, m in
-                      (("strict_p", "ents_strict", "p"), ("strict_r", "ents_strict", "r"), ("strict_f", "ents_strict", "f"),
-                       ("token_f", "token", "f"), ("leak_score", "leak", "leak_score"))},
+        "annotator": {"strict_p": gold["ents_strict"]["p"], "strict_r": gold["ents_strict"]["r"],
+                      "strict_f": gold["ents_strict"]["f"], "token_f": gold["token"]["f"],
+                      "leak_score": gold["leak"]["leak_score"]},
         "losses": losses(scores["per_label"], ann, top) if strict_ratio is not None and strict_ratio < TARGET else [],
-        "corpus": {"gold": {split: {k: part.get(k) for k in ("documents", "words", "entities")}
-                            for split, part in corpus.items()} if corpus else None,
-                   "synthetic": {k: ann.get(k) for k in ("documents", "chunks", "words", "entities")} if ann else None,
-                   "per_label": ann["per_label"] if ann else None},
-        "privacy": privacy_counts(data["privacy"]) if data["privacy"] else None,
-        "settings": {"adapter": manifest and {**manifest.get("hyperparameters", {}), **{k: manifest.get(k) for k in (
-                         "base_model", "fraction", "n_documents", "n_tokens", "steps", "trainable_parameters", "device")}},
-                     "generation": gen and {**gen.get("provenance", {}), **{k: gen.get(k) for k in (
-                         "prompts", "samples_per_prompt", "volume", "target_words", "words", "tokens", "kept",
-                         "volume_reached", "complete")}, "dropped": sum((gen.get("dropped") or {}).values())},
-                     "annotation": ann and {k: ann.get(k) for k in ("max_words", "seed", "batch_size", "n_process")},
-                     "train gold": gold_time and {"config": gold_time.get("config"), **gold_time.get("overrides", {})},
-                     "train synthetic": synth_time and {"config": synth_time.get("config"), **synth_time.get("overrides", {})}},
-        "times": times,
-        "loss_curve": manifest.get("loss_curve") if manifest else None,
+        "corpus": {"gold": corpus and {split: {k: part.get(k) for k in ("documents", "words", "entities")}
+                                       for split, part in corpus.items() if isinstance(part, dict)},
+                   "synthetic": ann and {k: ann.get(k) for k in ("documents", "chunks", "words", "entities")},
+                   "per_label": ann and ann["per_label"]},
+        "privacy": data["privacy"] and privacy_counts(data["privacy"]),
+        "settings": settings(data),
+        "times": wall_times(data),
+        "loss_curve": data["adapter_manifest"] and data["adapter_manifest"].get("loss_curve"),
     }
 
 
@@ -211,76 +229,95 @@ def plots(summary: Dict, out: Path) -> Dict[str, str]:
     return made
 
 
-def to_markdown(s: Dict, title: str, images: Dict[str, str]) -> str:
-    o, strict_ratio = s["overall"], s["overall"]["strict_f"]["ratio"]
-    md = [f"# {title}\n", "Every number below is read from these files (written by the project's steps):\n",
-          *[f"- {name}: `{path}`" + (" (missing: not run)" if name in s["missing"] else "") for name, path in s["inputs"].items()],
-          "\n## Gold vs synthetic model (real test split)\n",
-          table(["measure", "gold", "synthetic", "synthetic / gold", "target"],
-                [["strict F1", o["strict_f"]["gold"], o["strict_f"]["synthetic"], o["strict_f"]["ratio"], f"{TARGET:g}"],
-                 ["token F1", o["token_f"]["gold"], o["token_f"]["synthetic"], o["token_f"]["ratio"], "-"],
-                 ["merged span F1", o["merged_f"]["gold"], o["merged_f"]["synthetic"], o["merged_f"]["ratio"], "-"]]),
-          f"![ratios]({images['ratios']})\n",
-          "Strict F1 per label (support: gold entities in the test split):\n",
-          table(["label", "support", "gold F1", "synthetic F1", "synthetic / gold"],
-                [[lab, r["support"], r["gold_f"], r["synthetic_f"], r["ratio"]] for lab, r in s["per_label"].items()]),
-          f"![strict F1 per label]({images['f1_per_label']})\n",
-          "## The annotator's own score\n",
-          "The gold model is also the annotator of the synthetic notes: its test scores bound what its labels can teach.\n",
-          table(["strict P", "strict R", "strict F1", "token F1", "leaks / sentence"], [list(s["annotator"].values())])]
-    if strict_ratio is not None and strict_ratio < TARGET:
-        md += ["## Where the synthetic model loses\n",
-               f"Strict F1 ratio {_f(strict_ratio)} < target {TARGET}. Labels with the largest loss, "
-               "(gold F1 − synthetic F1) × support. Cause, by rule: **annotator** when the annotator's own F1 on "
-               f"the label is below {ANNOTATOR_MIN_F1}; else **generator** when the synthetic corpus has fewer than "
-               f"{UNDER_PRODUCED:g} × gold's entities of the label per 1,000 words; else **volume/other**"
-               + ("" if s["corpus"]["per_label"] else " (no annotation report: generator not checked)") + ".\n",
-               table(["label", "support", "gold F1", "synthetic F1", "F1 drop × support", "gold per 1k",
-                      "synthetic per 1k", "cause"],
-                     [[r["label"], r["support"], r["gold_f"], r["synthetic_f"], r["weighted_drop"],
-                       r["gold_per_1k"], r["synthetic_per_1k"], r["cause"]] for r in s["losses"]])]
-    elif strict_ratio is not None:
-        md.append(f"Strict F1 ratio {_f(strict_ratio)} ≥ target {TARGET}: no loss analysis needed.\n")
-    md.append("## Corpus statistics\n")
-    if s["corpus"]["gold"]:
-        md.append(table(["corpus", "documents", "words", "entities"],
-                        [[f"gold {split}", r["documents"], r["words"], r["entities"]] for split, r in s["corpus"]["gold"].items()]
-                        + ([["synthetic (machine-annotated)", *(s["corpus"]["synthetic"][k] for k in ("documents", "words", "entities"))]]
-                           if s["corpus"]["synthetic"] else [])))
-    else:
+def _scores_md(s: Dict, images: Dict[str, str]) -> List[str]:
+    o = s["overall"]
+    rows = [[name, o[m]["gold"], o[m]["synthetic"], o[m]["ratio"], f"{TARGET:g}" if m == "strict_f" else "-"]
+            for name, m in (("strict F1", "strict_f"), ("token F1", "token_f"), ("merged span F1", "merged_f"))]
+    return ["## Gold vs synthetic model (real test split)\n",
+            table(["measure", "gold", "synthetic", "synthetic / gold", "target"], rows),
+            f"![ratios]({images['ratios']})\n",
+            "Strict F1 per label (support: gold entities in the test split):\n",
+            table(["label", "support", "gold F1", "synthetic F1", "synthetic / gold"],
+                  [[lab, r["support"], r["gold_f"], r["synthetic_f"], r["ratio"]] for lab, r in s["per_label"].items()]),
+            f"![strict F1 per label]({images['f1_per_label']})\n",
+            "## The annotator's own score\n",
+            "The gold model is also the annotator of the synthetic notes: its test scores bound what its labels "
+            "can teach (its per-label F1 is the gold F1 column above).\n",
+            table(["strict P", "strict R", "strict F1", "token F1", "leaks / sentence"], [list(s["annotator"].values())])]
+
+
+def _losses_md(s: Dict) -> List[str]:
+    ratio_ = s["overall"]["strict_f"]["ratio"]
+    if ratio_ is None:
+        return []
+    if ratio_ >= TARGET:
+        return [f"Strict F1 ratio {_f(ratio_)} ≥ target {TARGET:g}: no loss analysis needed.\n"]
+    unchecked = "" if s["corpus"]["per_label"] else " (no annotation report: generator not checked)"
+    return ["## Where the synthetic model loses\n",
+            f"Strict F1 ratio {_f(ratio_)} < target {TARGET:g}. The labels with the largest loss, (gold F1 − "
+            "synthetic F1) × support. Likely cause, by rule: **annotator** when the annotator's own F1 on the label is "
+            f"below {ANNOTATOR_MIN_F1:g}; else **generator** when the synthetic corpus has fewer than "
+            f"{UNDER_PRODUCED:g} × gold's entities of the label per 1,000 words; else **volume/other**{unchecked}.\n",
+            table(["label", "support", "gold F1", "synthetic F1", "F1 drop × support", "gold per 1k",
+                   "synthetic per 1k", "cause"],
+                  [[r["label"], r["support"], r["gold_f"], r["synthetic_f"], r["weighted_drop"], r["gold_per_1k"],
+                    r["synthetic_per_1k"], r["cause"]] for r in s["losses"]])]
+
+
+def _corpus_md(s: Dict, images: Dict[str, str]) -> List[str]:
+    gold, synth, per_label = s["corpus"]["gold"], s["corpus"]["synthetic"], s["corpus"]["per_label"]
+    md = ["## Corpus statistics\n"]
+    rows = [[f"gold {split}", r["documents"], r["words"], r["entities"]] for split, r in (gold or {}).items()]
+    if synth:
+        rows.append(["synthetic (machine-annotated)", synth["documents"], synth["words"], synth["entities"]])
+    md.append(table(["corpus", "documents", "words", "entities"], rows))
+    if not gold:
         md.append("Gold corpus report not found: the convert step was not run.\n")
-    if s["corpus"]["per_label"]:
-        md += ["Entities per label, gold training split vs synthetic (words counted by the annotation step):\n",
-               table(["label", "gold", "gold per 1k", "synthetic", "synthetic per 1k", "ratio"],
-                     [[lab, r.get("gold"), r.get("gold_per_1k"), r["synthetic"], r["synthetic_per_1k"], r.get("ratio")]
-                      for lab, r in s["corpus"]["per_label"].items()]),
-               f"![entities per 1,000 words]({images['entities_per_1k']})\n"]
-    else:
-        md.append("Synthetic corpus annotation report not found: the annotate step was not run.\n")
-    md.append("## Privacy (counts only)\n")
-    p = s["privacy"]
-    if p:
-        ng = p["ngram"]
-        md += [f"{ng['n']}-gram recall (share of the real text's {ng['real_ngrams']:,} distinct {ng['n']}-grams found in "
-               f"the synthetic text): **{ng['recall']:.4f}**; copy rate (share of the synthetic text's "
-               f"{ng['synthetic_ngrams']:,} distinct {ng['n']}-grams found in the real text): **{ng['copy_rate']:.4f}**.\n",
-               f"Gold PHI strings (≥ {p['phi'].get('min_chars')} characters) found verbatim in the synthetic notes; "
-               f"identifying: annotated in ≤ {p['phi'].get('max_gold_docs')} gold documents:\n",
-               table(["label", "strings", "reproduced", "synthetic docs", "identifying", "reproduced", "synthetic docs"],
-                     [[lab, *(r.get(k) for k in PRIVACY_LABEL_KEYS)] for lab, r in p["phi_per_label"].items()]),
-               "Filter (notes with an identifying PHI string or a long shared run):\n",
-               table(list(p["filter"]), [list(p["filter"].values())])]
-    else:
-        md.append("Privacy report not found: the privacy step was not run.\n")
-    md.append("## Settings\n")
+    if not per_label:
+        return md + ["Synthetic corpus annotation report not found: the annotate step was not run.\n"]
+    return md + ["Entities per label, gold training split vs synthetic (words counted by the annotate step):\n",
+                 table(["label", "gold", "gold per 1k", "synthetic", "synthetic per 1k", "ratio"],
+                       [[lab, r.get("gold"), r.get("gold_per_1k"), r["synthetic"], r["synthetic_per_1k"],
+                         r.get("ratio")] for lab, r in per_label.items()]),
+                 f"![entities per 1,000 words]({images['entities_per_1k']})\n"]
+
+
+def _privacy_md(p: Optional[Dict]) -> List[str]:
+    if not p:
+        return ["## Privacy\n", "Privacy report not found: the privacy step was not run.\n"]
+    ng, phi = p["ngram"], p["phi"]
+    return ["## Privacy (counts only)\n",
+            f"{ng['n']}-gram recall (share of the real text's {ng['real_ngrams']:,} distinct {ng['n']}-grams found in "
+            f"the synthetic text): **{ng['recall']:.4f}**; copy rate (share of the synthetic text's "
+            f"{ng['synthetic_ngrams']:,} distinct {ng['n']}-grams found in the real text): **{ng['copy_rate']:.4f}**.\n",
+            f"Gold PHI strings (≥ {phi.get('min_chars')} characters) found verbatim in the synthetic notes; "
+            f"identifying: annotated in ≤ {phi.get('max_gold_docs')} gold documents:\n",
+            table(["label", "strings", "reproduced", "synthetic docs", "identifying", "reproduced", "synthetic docs"],
+                  [[label, *(r.get(k) for k in PRIVACY_LABEL_KEYS)] for label, r in p["phi_per_label"].items()]),
+            "Filter (synthetic notes with an identifying PHI string or a long run shared with a real note):\n",
+            table(list(p["filter"]), [list(p["filter"].values())])]
+
+
+def _settings_md(s: Dict, images: Dict[str, str]) -> List[str]:
+    md = ["## Settings\n"]
     for step, values in s["settings"].items():
-        md += [f"### {step}\n", table(["setting", "value"], [[k, f"{v:g}" if isinstance(v, float) else v] for k, v in values.items()]) if values
-               else f"No {step} file: not run.\n"]
+        md += [f"### {step}\n", table(["setting", "value"], [[k, f"{v:g}" if isinstance(v, float) else v]
+                                                            for k, v in values.items()])
+               if values else f"No {step} file: not run.\n"]
     if "adapter_loss" in images:
         md.append(f"![adapter training loss]({images['adapter_loss']})\n")
     times = [*s["times"].items(), ("total (steps run)", sum(v for v in s["times"].values() if v is not None))]
-    md += ["## Wall time\n", table(["step", "seconds", "minutes"], [[k, f"{v:,.1f}", f"{v / 60:,.1f}"] if v is not None
-                                                                     else [k, "not run", "-"] for k, v in times])]
+    return md + ["## Wall time\n", table(["step", "seconds", "minutes"],
+                                         [[k, f"{v:,.1f}", f"{v / 60:,.1f}"] if v is not None else [k, "not run", "-"]
+                                          for k, v in times])]
+
+
+def to_markdown(s: Dict, title: str, images: Dict[str, str]) -> str:
+    inputs = [f"- {name}: `{path}`" + (" (missing: not run)" if name in s["missing"] else "")
+              for name, path in s["inputs"].items()]
+    md = [f"# {title}\n", "Every number below is read from these files, written by the project's steps:\n",
+          "\n".join(inputs) + "\n", *_scores_md(s, images), *_losses_md(s), *_corpus_md(s, images),
+          *_privacy_md(s["privacy"]), *_settings_md(s, images)]
     return "\n".join(md)
 
 

@@ -43,6 +43,13 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     # Our strict figures and spacy evaluate's agree on the same model and data.
     assert "| demo-es | ner_cpu |" in table and "| demo-es | synthetic-default-ner_cpu |" in table
     assert "| NO |" not in table and "| yes |" in table
+    # The run's report: Markdown with its PNG plots, numbers read from the JSON outputs.
+    folder = project / "reports/demo-es/default-ner_cpu"
+    markdown = (folder / "report.md").read_text()
+    for png in ("f1_per_label.png", "ratios.png", "entities_per_1k.png", "adapter_loss.png"):
+        assert (folder / png).read_bytes().startswith(b"\x89PNG") and png in markdown
+    ratio = synthetic["ents_strict"]["f"] / scores["ents_strict"]["f"]
+    assert srsly.read_json(folder / "report.json")["overall"]["strict_f"]["ratio"] == pytest.approx(ratio, abs=1e-6)
     # A second run finds nothing changed and re-runs nothing.
     again = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides],
                            capture_output=True, text=True, cwd=project)

@@ -1,0 +1,308 @@
+"""The production check: is every gold PHI string the model found gone from the output, and
+how much gold PHI is left in it?
+
+    python -m scripts.deidentify training/meddocan/ner_cpu/model-best ../shared/data/meddocan/test \
+        deidentified/meddocan/test --spans-output deidentified/meddocan/test.spans.jsonl --no-resume
+    python -m scripts.residual_phi corpus/meddocan/test.spacy deidentified/meddocan/test \
+        --spans deidentified/meddocan/test.spans.jsonl --output metrics/meddocan/residual_phi.json \
+        --markdown metrics/meddocan/residual_phi.md
+
+GOLD is the gold DocBin (document ids in `user_data["id"]`, as `scripts.convert` writes them)
+or a BRAT folder. OUTPUT is what `scripts.deidentify` wrote: a folder (a .txt input folder
+gives `<id>.txt` files, the input's relative paths) or a JSONL file (records matched by their
+id field). For each gold entity:
+
+- found: a span of the spans JSONL (offsets in the input) overlaps it (partly or wholly);
+  unknown without --spans.
+- leaked: its exact string (case-sensitive) occurs anywhere in the document's output text.
+- violation: found and leaked. Each violation gets its causes, from where the string
+  occurs in the output: `kept_by_policy` (inside a span left as it was by design, kind
+  sex or keep: SEXO under pseudonymize), `replacement` (inside or across a surrogate),
+  `missed_mention` (unreplaced text over a gold entity: another mention of the same string,
+  or the uncovered part of a partly found one) and `elsewhere` (text that no gold entity
+  covers: a coincidence, or PHI the gold does not mark).
+- residual share: leaked gold entities / all gold entities, per label and overall; also the
+  share not found.
+
+Caveat: a string is counted as leaked wherever it occurs in the output, so a short one (an
+age "45", a sex "H") can be "leaked" by a coincidence ("45 mg", "H." of a unit); read the
+figures per label. Only counts, ids, labels and offsets are printed or written; the PHI
+strings are printed (never written) with --show only.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Annotated, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+import spacy
+import typer
+from spacy.tokens import DocBin
+from wasabi import msg
+
+CAUSES = ("kept_by_policy", "replacement", "missed_mention", "elsewhere")
+# deid_transform's kinds that leave the text as it is under pseudonymize.
+KEPT_KINDS = ("keep", "sex")
+CAVEATS = [
+    "A gold string counts as leaked wherever it occurs in the document's output (exact, "
+    "case-sensitive substring), so short strings (ages such as '45', sex such as 'H') can be "
+    "counted by coincidence; read the figures per label.",
+    "A gold entity is found when any span of the de-identification overlaps it, even partly; "
+    "a partly covered entity whose string is gone is not leaked, though a part of it may be.",
+    "Labels whose kind is kept under pseudonymize (SEXO_SUJETO_ASISTENCIA) are left in the "
+    "text by design: their violations have the cause kept_by_policy.",
+]
+
+
+class GoldDoc(NamedTuple):
+    id: str
+    text: str
+    ents: List[Tuple[int, int, str]]  # (start, end, label), character offsets
+
+
+def _key(doc_id: str) -> str:
+    """Ids of a folder run are relative paths ("a.txt"); gold ids are stems ("a")."""
+    return doc_id[:-4] if doc_id.endswith(".txt") else doc_id
+
+
+def read_gold(path: Path) -> List[GoldDoc]:
+    """Gold documents of a DocBin (.spacy) or a BRAT folder, sorted by id."""
+    path = Path(path)
+    if path.is_dir():
+        from scripts.corpus_readers import Problems, read_brat
+
+        docs = [GoldDoc(r.id, r.text, sorted((s.start, s.end, s.label) for s in r.spans))
+                for r in read_brat(path, Problems())]
+    else:
+        nlp = spacy.blank("xx")
+        docs = []
+        for i, doc in enumerate(DocBin().from_disk(path).get_docs(nlp.vocab)):
+            doc_id = str(doc.user_data.get("id", i))
+            docs.append(GoldDoc(doc_id, doc.text, [(e.start_char, e.end_char, e.label_) for e in doc.ents]))
+    return sorted(docs, key=lambda d: d.id)
+
+
+def read_outputs(path: Path, text_field: str = "text", id_field: str = "id",
+                 ids: Optional[Iterable[str]] = None) -> Dict[str, str]:
+    """De-identified texts by id: `<id>.txt` files of a folder (ids given), or JSONL records."""
+    path = Path(path)
+    out: Dict[str, str] = {}
+    if path.is_dir():
+        for doc_id in ids or ():
+            name = doc_id if doc_id.endswith(".txt") else f"{doc_id}.txt"
+            if (path / name).is_file():
+                out[_key(doc_id)] = (path / name).read_bytes().decode("utf-8")
+        return out
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if isinstance(record.get(text_field), str) and record.get(id_field) is not None:
+                out[_key(str(record[id_field]))] = record[text_field]
+    return out
+
+
+def read_spans(path: Path) -> Dict[str, List[Dict]]:
+    """Spans of each document of a `--spans-output` file (documents that failed are left out)."""
+    spans: Dict[str, List[Dict]] = {}
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("spans") is not None:
+                spans.setdefault(_key(str(row["id"])), row["spans"])
+    return spans
+
+
+def occurrences(text: str, needle: str) -> List[int]:
+    """Start offsets of every (overlapping) occurrence of `needle` in `text`."""
+    found, pos = [], text.find(needle)
+    while pos >= 0:
+        found.append(pos)
+        pos = text.find(needle, pos + 1)
+    return found
+
+
+def to_input_offset(pos: int, spans: Sequence[Dict]) -> Optional[int]:
+    """Input offset of output offset `pos` outside every replacement (None inside one)."""
+    shift = 0
+    for s in spans:  # sorted by position
+        if pos < s["out_start"]:
+            break
+        if pos < s["out_end"]:
+            return None
+        shift = s["end"] - s["out_end"]
+    return pos + shift
+
+
+def leak_causes(gold: GoldDoc, needle: str, output: str, spans: Sequence[Dict]) -> List[str]:
+    """Why `needle` (a found entity's string) is still in `output`: a sorted list of CAUSES."""
+    causes = set()
+    for o in occurrences(output, needle):
+        end = o + len(needle)
+        inside = [s for s in spans if s["out_start"] < end and o < s["out_end"]]
+        if inside:
+            kept = all(s.get("kind") in KEPT_KINDS and gold.text[s["start"] : s["end"]] == s["replacement"]
+                       for s in inside)
+            causes.add("kept_by_policy" if kept else "replacement")
+            continue
+        # Outside every replacement: the input text there is unchanged. Over a gold entity,
+        # that entity (or that part of it) was missed.
+        start = to_input_offset(o, spans)
+        missed = any(s < start + len(needle) and start < e for s, e, _ in gold.ents)
+        causes.add("missed_mention" if missed else "elsewhere")
+    return [c for c in CAUSES if c in causes]
+
+
+def check_document(gold: GoldDoc, output: str, spans: Optional[Sequence[Dict]]) -> List[Dict]:
+    """One row per gold entity: label, offsets, found (None without spans), leaked, violation, causes."""
+    spans = sorted(spans, key=lambda s: s["start"]) if spans is not None else None
+    found: List[Optional[bool]] = [
+        None if spans is None else any(s["start"] < e and st < s["end"] for s in spans) for st, e, _ in gold.ents
+    ]
+    rows = []
+    for (start, end, label), is_found in zip(gold.ents, found):
+        needle = gold.text[start:end]
+        leaked = bool(needle) and needle in output
+        row = {"id": gold.id, "label": label, "start": start, "end": end, "found": is_found, "leaked": leaked,
+               "violation": bool(is_found and leaked)}
+        if row["violation"]:
+            row["causes"] = leak_causes(gold, needle, output, spans)  # type: ignore[arg-type]
+        rows.append(row)
+    return rows
+
+
+def _share(part: int, whole: int) -> Optional[float]:
+    return round(part / whole, 4) if whole else None
+
+
+def summarize(rows: Sequence[Dict]) -> Dict:
+    n = len(rows)
+    known = [r for r in rows if r["found"] is not None]
+    leaked = sum(r["leaked"] for r in rows)
+    not_found = sum(not r["found"] for r in known)
+    violations = [r for r in rows if r["violation"]]
+    return {
+        "gold_entities": n, "found": len(known) - not_found if known else None,
+        "not_found": not_found if known else None, "not_found_share": _share(not_found, len(known)) if known else None,
+        "leaked": leaked, "residual_share": _share(leaked, n),
+        "violations": len(violations),
+        "violations_not_kept_by_policy": sum(r.get("causes") != ["kept_by_policy"] for r in violations),
+        "leaked_not_found": sum(r["leaked"] and r["found"] is False for r in rows),
+    }
+
+
+def residual_check(gold_docs: Sequence[GoldDoc], outputs: Dict[str, str],
+                   spans: Optional[Dict[str, List[Dict]]] = None) -> Tuple[Dict, List[Dict]]:
+    """The figures (overall, per label, violations by cause) and the rows of every gold entity."""
+    rows: List[Dict] = []
+    missing_output, missing_spans = [], []
+    for gold in gold_docs:
+        key = _key(gold.id)
+        if key not in outputs:
+            missing_output.append(gold.id)
+            continue
+        doc_spans = None
+        if spans is not None:
+            doc_spans = spans.get(key)
+            if doc_spans is None:
+                missing_spans.append(gold.id)
+                doc_spans = []
+        rows.extend(check_document(gold, outputs[key], doc_spans))
+    by_label: Dict[str, List[Dict]] = defaultdict(list)
+    for row in rows:
+        by_label[row["label"]].append(row)
+    violations = [r for r in rows if r["violation"]]
+    causes = Counter(c for r in violations for c in r["causes"])
+    result = {
+        "documents": len(gold_docs) - len(missing_output),
+        "documents_without_output": len(missing_output), "ids_without_output": missing_output,
+        "documents_without_spans": len(missing_spans) if spans is not None else None,
+        "ids_without_spans": missing_spans,
+        "spans_given": spans is not None,
+        "overall": summarize(rows),
+        "per_label": {label: summarize(rs) for label, rs in sorted(by_label.items(), key=lambda kv: -len(kv[1]))},
+        "violations_by_cause": {c: causes[c] for c in CAUSES},
+        "violations_by_cause_note": "a violation is counted under each cause it has",
+        "violation_ids": sorted({r["id"] for r in violations}),
+        "violations": [{k: r[k] for k in ("id", "label", "start", "end", "causes")} for r in violations],
+        "caveats": CAVEATS,
+    }
+    return result, rows
+
+
+def to_markdown(result: Dict) -> str:
+    def pct(x: Optional[float]) -> str:
+        return "n/a" if x is None else f"{x:.2%}"
+
+    def num(x: Optional[int]) -> str:
+        return "n/a" if x is None else f"{x:,}"
+
+    lines = [
+        f"Residual PHI in the de-identified output of {result['documents']:,} documents"
+        + (f" ({result['documents_without_output']:,} without output, left out)" if result["documents_without_output"] else ""),
+        "",
+        "| label | gold | not found | leaked | residual | violations | not kept by policy |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, s in [("**all**", result["overall"]), *result["per_label"].items()]:
+        lines.append(f"| {label} | {s['gold_entities']:,} | {num(s['not_found'])} ({pct(s['not_found_share'])}) | "
+                     f"{s['leaked']:,} | {pct(s['residual_share'])} | {s['violations']:,} | "
+                     f"{s['violations_not_kept_by_policy']:,} |")
+    causes = ", ".join(f"{c} {n:,}" for c, n in result["violations_by_cause"].items())
+    lines += ["", f"Violations (found, yet the string is in the output) by cause: {causes} "
+              f"({result['violations_by_cause_note']}).", ""]
+    lines += [f"- {c}" for c in result["caveats"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(
+    gold: Annotated[Path, typer.Argument(exists=True, help="Gold DocBin (.spacy) or BRAT folder of the input documents")],
+    output_path: Annotated[Path, typer.Argument(exists=True, help="What scripts.deidentify wrote: a folder or a JSONL file")],
+    spans: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Its --spans-output JSONL (needed for 'found' and violations)")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Write the table as Markdown here")] = None,
+    text_field: Annotated[str, typer.Option(help="JSONL output: field with the text")] = "text",
+    id_field: Annotated[str, typer.Option(help="JSONL output: field with the document id")] = "id",
+    limit: Annotated[int, typer.Option(min=0, help="First N gold documents by id (0: all), for a smoke run")] = 0,
+    strict: Annotated[bool, typer.Option(help="Exit with 1 on a violation not kept by policy, or a document without output")] = False,
+    show: Annotated[bool, typer.Option(help="Print the strings of the violations (PHI: on screen only, never written)")] = False,
+) -> None:
+    """Check that every found gold PHI string is gone from the de-identified output; report the residual share."""
+    gold_docs = read_gold(gold)
+    if limit:
+        gold_docs = gold_docs[:limit]
+    outputs = read_outputs(output_path, text_field, id_field, ids=[d.id for d in gold_docs])
+    result, rows = residual_check(gold_docs, outputs, read_spans(spans) if spans else None)
+    result.update(gold=str(gold), output_path=str(output_path), spans=str(spans) if spans else None)
+    msg.divider("Residual PHI")
+    print(to_markdown(result))
+    if result["documents_without_output"]:
+        msg.warn(f"{result['documents_without_output']:,} gold documents have no output: "
+                 + ", ".join(result["ids_without_output"][:10]))
+    if show:
+        texts = {d.id: d.text for d in gold_docs}
+        for r in rows:
+            if r["violation"]:
+                msg.text(f"{r['id']} {r['label']} {r['start']}-{r['end']} {r['causes']}: "
+                         f"{texts[r['id']][r['start']:r['end']]!r}")
+    elif result["violation_ids"]:
+        msg.text(f"Documents with violations: {', '.join(result['violation_ids'][:20])}"
+                 + (" ..." if len(result["violation_ids"]) > 20 else "") + " (--show prints the strings)")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
+        msg.good(f"Saved the figures → {output}")
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(to_markdown(result), encoding="utf8")
+        msg.good(f"Saved the table → {markdown}")
+    if strict and (result["overall"]["violations_not_kept_by_policy"] or result["documents_without_output"]):
+        raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":
+    typer.run(main)
