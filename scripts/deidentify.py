@@ -68,12 +68,13 @@ def ensure_registered() -> None:
 
 
 def prepare_pipeline(nlp: Language, mode: Optional[str] = None, rules: bool = True,
-                     seed: Optional[int] = None) -> Language:
-    """Add deid_rules and deid_transform when the pipeline lacks them; set mode and seed."""
+                     seed: Optional[int] = None, rule_names: Optional[List[str]] = None) -> Language:
+    """Add deid_rules and deid_transform when the pipeline lacks them; set mode and seed.
+    rule_names: the rules deid_rules runs (e.g. those scripts/rules_effect.py found to help)."""
     ensure_registered()
     if "deid_transform" not in nlp.pipe_names:
         if rules and "deid_rules" not in nlp.pipe_names:
-            nlp.add_pipe("deid_rules")
+            nlp.add_pipe("deid_rules", config={} if rule_names is None else {"rules": list(rule_names)})
         config: Dict[str, Any] = {"mode": mode or "pseudonymize"}
         if seed is not None:
             config["seed"] = seed

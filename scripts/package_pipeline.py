@@ -124,10 +124,12 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
                      gold_scores: Optional[Path] = None, data_kind: str = "synthetic", training_data: str = "",
                      corpus_report: Optional[Path] = None, base_model_licence: Optional[str] = None,
                      data_licence: str = "CC BY 4.0", licence: Optional[str] = None, mode: str = "pseudonymize",
-                     description: Optional[str] = None, build: str = "wheel", silent: bool = True) -> Path:
-    """Assemble, describe and package MODEL; return the wheel (build="wheel") or the package folder."""
+                     description: Optional[str] = None, build: str = "wheel", silent: bool = True,
+                     rules: Optional[Path] = None) -> Path:
+    """Assemble, describe and package MODEL; return the wheel (build="wheel") or the package folder.
+    rules: a JSON list of the deid_rules rules to run (scripts/rules_effect.py --rules-output)."""
     ensure_registered()  # the project's tokenizer, before the pipeline loads
-    nlp = prepare_pipeline(spacy.load(model), mode=mode)
+    nlp = prepare_pipeline(spacy.load(model), mode=mode, rule_names=srsly.read_json(rules) if rules else None)
     if nlp.lang != lang:
         raise ValueError(f"{model} is a '{nlp.lang}' pipeline, not '{lang}': check --lang")
     nlp.meta.clear()
@@ -165,6 +167,7 @@ def main(
     licence: Optional[str] = typer.Option(None, help="Licence of the package (default: the data licence)"),
     mode: str = typer.Option("pseudonymize", help="Default mode of deid_transform: redact, mask or pseudonymize"),
     build: str = typer.Option("wheel", help="wheel, or none (package folder only)"),
+    rules: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="JSON list of the deid_rules rules to run (rules-effect's output); default: deid_rules' own"),
 ):
     """Package a trained pipeline with the de-identification components as a wheel."""
     if data_kind not in ("synthetic", "gold"):
@@ -176,7 +179,7 @@ def main(
     if not name.isidentifier() or not name.startswith(f"{lang}_"):
         msg.fail(f"--name {name!r} must be a Python identifier starting with '{lang}_' (e.g. {lang}_deid_synth)", exits=1)
     result = package_pipeline(model, output_dir, name, version, lang, scores, gold_scores, data_kind, training_data,
-                              corpus_report, base_model_licence, data_licence, licence, mode, build=build)
+                              corpus_report, base_model_licence, data_licence, licence, mode, build=build, rules=rules)
     msg.good(f"Packaged {model} → {result}")
     print(result)
 

@@ -43,6 +43,8 @@ NOTES = {
     ],
 }
 NAMES = {lang: f"{lang}_deid_synth" for lang in NOTES}
+# The rules each package runs (as rules-effect would choose them).
+RULES = {"es": ["EMAIL", "DATE", "PHONE", "POSTCODE"], "sv": ["EMAIL", "DATE", "PERSONNUMMER"]}
 SCORES = {"ents_strict": {"p": 0.9, "r": 0.8, "f": 0.847}, "token": {"f": 0.9}, "spans_merged": {"f": 0.88},
           "leak": {"leak_score": 0.02, "missed": 3}}
 
@@ -61,10 +63,12 @@ def build_wheel(folder: Path, lang: str) -> Path:
     timed_train(ROOT / "configs/ner_cpu.cfg", folder / "model", overrides)
     srsly.write_json(folder / "synthetic.json", SCORES)
     srsly.write_json(folder / "gold.json", {**SCORES, "ents_strict": {"p": 0.95, "r": 0.9, "f": 0.924}})
+    srsly.write_json(folder / "rules.json", RULES[lang])
     return package_pipeline(folder / "model/model-best", folder / "packages", NAMES[lang], "0.1.0", lang,
                             folder / "synthetic.json", gold_scores=folder / "gold.json", data_kind="synthetic",
                             training_data="Six synthetic test notes", corpus_report=folder / "report.json",
-                            base_model_licence="Gemma Terms of Use", data_licence="CC BY 4.0")
+                            base_model_licence="Gemma Terms of Use", data_licence="CC BY 4.0",
+                            rules=folder / "rules.json")
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +84,12 @@ def test_wheel_holds_the_code_the_meta_and_no_note_text(wheels, lang):
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         meta = json.loads(z.read(f"{NAME}/meta.json"))
+        config = z.read(next(n for n in names if n.endswith("/config.cfg"))).decode()
         raw = b"".join(z.read(n) for n in names if n.endswith(("meta.json", "README.md", "LICENSES_SOURCES")))
     for module in ("__init__", "__main__", "functions", "deid_rules", "deid_component", "deidentify"):
         assert f"{NAME}/{module}.py" in names
     assert meta["pipeline"] == ["tok2vec", "ner", "deid_rules", "deid_transform"]
+    assert f"rules = {json.dumps(RULES[lang])}".replace(" ", "") in config.replace(" ", "")
     assert meta["performance"]["ents_f"] == 0.847 and meta["performance"]["gold_ents_f"] == 0.924
     assert meta["performance"]["leak_score"] == 0.02
     assert meta["training_data"]["kind"] == "synthetic"
