@@ -106,7 +106,8 @@ def ner_alone(model: str, docbin: Path, repeat: int = 1, ids: Optional[set] = No
 
     def examples() -> list:
         egs = list(corpus(nlp))
-        return [eg for eg in egs if ids is None or eg.reference.user_data.get("id") in ids]
+        chosen = [eg for eg in egs if ids is None or eg.reference.user_data.get("id") in ids]
+        return chosen or egs[: len(ids or ())]  # a DocBin without ids: its first documents
 
     nlp.evaluate(examples()[:WARMUP_DOCS])
     dataset = [eg for _ in range(repeat) for eg in examples()]

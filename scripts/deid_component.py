@@ -750,7 +750,7 @@ class DeidTransform:
                  preset: str = "auto", label_map: Optional[Dict[str, str]] = None,
                  default_kind: str = "redact", seed: int = 0, locale: Optional[str] = None,
                  redact_template: str = "[{label}]", max_date_shift: int = 365,
-                 max_age_shift: int = 2, rules_key: str = "deid_rules") -> None:
+                 max_age_shift: int = 2, rules_key: str = "deid_rules", max_kept_tokens: int = 3) -> None:
         if preset not in PRESETS:
             raise ValueError(f"deid_transform: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         self.name = name
@@ -765,6 +765,10 @@ class DeidTransform:
         self.max_date_shift = max_date_shift
         self.max_age_shift = max_age_shift
         self.rules_key = rules_key
+        # A span left as it is ("keep", or "sex" under pseudonymize) longer than this is
+        # redacted: a wrong, overlong prediction ("H" stretched over a paragraph) must not
+        # carry the PHI inside it into the output.
+        self.max_kept_tokens = max_kept_tokens
         bad = {k for k in [default_kind, *self.label_map.values()] if k not in KINDS}
         if bad:
             raise ValueError(f"deid_transform: unknown surrogate kind(s) {sorted(bad)}; choose from {list(KINDS)}")
@@ -798,6 +802,8 @@ class DeidTransform:
             label, original = ent.label_, ent.text
             kind = self.kind(label)
             treatment = kind if kind in ("keep", "redact", "mask") else self._mode
+            if len(ent) > self.max_kept_tokens and (treatment == "keep" or (treatment, kind) == ("pseudonymize", "sex")):
+                treatment = "redact"
             if treatment == "redact":
                 new = self.redact_template.format(label=label, kind=kind)
             elif treatment == "mask":
@@ -843,12 +849,13 @@ class DeidTransform:
         "max_date_shift": 365,
         "max_age_shift": 2,
         "rules_key": "deid_rules",
+        "max_kept_tokens": 3,
     },
 )
 def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, preset: str,
                         label_map: Dict[str, str], default_kind: str, seed: int,
                         locale: Optional[str], redact_template: str, max_date_shift: int,
-                        max_age_shift: int, rules_key: str) -> DeidTransform:
+                        max_age_shift: int, rules_key: str, max_kept_tokens: int) -> DeidTransform:
     """De-identify `doc.ents` (see the module docstring).
 
     mode: redact | mask | pseudonymize. preset: meddocan | swedish_ner | stockholm_epr | auto
@@ -858,4 +865,5 @@ def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, pre
     return DeidTransform(name, nlp.lang, mode=mode, mask_char=mask_char, preset=preset,
                          label_map=label_map, default_kind=default_kind, seed=seed, locale=locale,
                          redact_template=redact_template, max_date_shift=max_date_shift,
-                         max_age_shift=max_age_shift, rules_key=rules_key)
+                         max_age_shift=max_age_shift, rules_key=rules_key,
+                         max_kept_tokens=max_kept_tokens)

@@ -8,13 +8,15 @@ each step's output lives in a folder named by a short hash of exactly the settin
 determine it (input files by content, upstream steps by their own key):
 
     OUTPUT/subsets/<key>/train.spacy      the gold documents of a share (data seed 0)
-    OUTPUT/adapters/<key>/                scripts.adapt (fraction 0: no adapter, base model)
+    OUTPUT/adapters/<key>/                scripts.adapt on them (fraction 0: no adapter)
     OUTPUT/synthetic/<key>/samples.jsonl  scripts.generate (resumes after an interruption)
-    OUTPUT/privacy/<key>.json             5-gram recall, copy rate, PHI strings reproduced
-    OUTPUT/annotators/<key>/model-best    annotator trained on a share of the gold notes
+    OUTPUT/privacy/<key>/                 scripts.privacy's 5-gram recall, copy rate and PHI
+                                          strings reproduced, against the adaptation notes
+    OUTPUT/annotators/<key>/model-best    an annotator trained on a share of the gold notes
+                                          (the config's seed, gold dev for selection)
     OUTPUT/corpus/<key>/{train,dev}.spacy scripts.annotate (held-out synthetic dev)
     OUTPUT/models/<key>/model-best        scripts.train, as a subprocess like project.yml
-    OUTPUT/metrics/<key>.json             scripts.evaluate on the real test split
+    OUTPUT/metrics/<key>/scores.json      scripts.evaluate on the real test split
 
 Each folder holds settings.json (what made it) and result.json (written last: the step is
 done); a step whose result exists with the same settings is skipped. Re-running the grid, or
@@ -25,9 +27,11 @@ Seeds, as in the paper: the documents of a share are always chosen with data see
 smaller share is a subset of a larger one, and the adapter and an annotator of the same
 share see the same notes), so shares are comparable across seeds. The repeated `--seeds`
 change the LoRA initialisation and batch order, the generation sampling, the synthetic
-dev hold-out and the synthetic model's training (spaCy's `--system.seed`). Fraction 0 has
-no adapter, so its adapter is shared by all seeds; the gold annotator (share 1.0, trained
-by the `train` command) is shared by all cells.
+dev hold-out and the synthetic model's training (spaCy's `--system.seed`). So the adapter
+is trained on the share's subset DocBin (its manifest says fraction 1.0 of that file; the
+grid's settings.json says which share it is). Fraction 0 has no adapter, so its "adapter"
+is shared by all seeds; the gold annotator (share 1.0, trained by the `train` command) is
+shared by all cells.
 
 OUTPUT/results.csv and results.json hold one row per cell (settings, scores on the real
 test split, ratios to the gold model, privacy figures, step wall times: the time the
@@ -178,7 +182,7 @@ class Cache:
         result = {"key": key, "folder": str(folder), "seconds": round(time.perf_counter() - start, 1), **figures}
         srsly.write_json(done, result)
         self.log.append({**entry, "action": "ran"})
-        return result
+        return srsly.read_json(done)  # as a later run will read it (srsly rounds floats)
 
 
 # ---------------------------------------------------------------------------
@@ -203,29 +207,33 @@ def subset_step(cache: Cache, grid: Dict, fraction: float) -> Dict:
 
 
 def adapter_step(cache: Cache, grid: Dict, cell: Dict) -> Dict:
+    """scripts.adapt on the share's documents (chosen with the data seed), trained with the cell's seed."""
     fraction, base = cell["fraction"], cell["base_model"]
+
+    def run(train: Path, share: float, seed: int) -> Callable[[Path], Dict]:
+        def fn(folder: Path) -> Dict:
+            manifest = adapt(train, folder, base_model=base, fraction=share, seed=seed, rank=grid["lora_rank"],
+                             alpha=grid["lora_alpha"], epochs=grid["adapt_epochs"], max_steps=grid["adapt_max_steps"],
+                             seq_len=grid["adapt_seq_len"], batch_size=grid["adapt_batch_size"],
+                             vocabulary=cell["gen_vocabulary"], bf16=grid["adapt_precision"] == "bf16",
+                             threads=grid["threads"], silent=grid["silent"])
+            curve = manifest["loss_curve"]
+            return {"path": str(folder), "documents": manifest["n_documents"], "steps": manifest.get("steps", 0),
+                    "loss": [curve[0][1], curve[-1][1]] if curve else None}
+        return fn
+
     settings = {"train": cache.fingerprint(grid["train"]), "base_model": base, "fraction": fraction}
     if fraction == 0:  # no adaptation: nothing is trained, so no seed or hyper-parameter matters
-        return cache.run("adapters", settings, lambda folder: {"path": str(folder), **_adapt(
-            grid, grid["train"], folder, base, 0.0, {**cell, "seed": DATA_SEED})}, f"fraction 0 ({base}, no adaptation)")
+        return cache.run("adapters", settings, run(grid["train"], 0.0, DATA_SEED),
+                         f"fraction 0 ({base}, no adaptation)")
     subset = subset_step(cache, grid, fraction)
     settings.update({"subset": subset["key"], "seed": cell["seed"], "vocabulary": cell["gen_vocabulary"],
                      "device": "cuda" if torch.cuda.is_available() else "cpu",
                      **{k: grid[k] for k in ("adapt_epochs", "adapt_max_steps", "adapt_seq_len", "adapt_batch_size",
                                              "adapt_precision", "lora_rank", "lora_alpha")}})
-    # All the subset's documents (fraction 1.0 of it); the seed then only drives LoRA training.
-    return cache.run("adapters", settings, lambda folder: {"path": str(folder), **_adapt(
-        grid, Path(subset["path"]), folder, base, 1.0, cell)}, f"fraction {fraction:g}, seed {cell['seed']} ({base})")
-
-
-def _adapt(grid: Dict, train: Path, folder: Path, base: str, fraction: float, cell: Dict) -> Dict:
-    manifest = adapt(train, folder, base_model=base, fraction=fraction, seed=cell["seed"], rank=grid["lora_rank"],
-                     alpha=grid["lora_alpha"], epochs=grid["adapt_epochs"], max_steps=grid["adapt_max_steps"],
-                     seq_len=grid["adapt_seq_len"], batch_size=grid["adapt_batch_size"],
-                     vocabulary=cell["gen_vocabulary"], bf16=grid["adapt_precision"] == "bf16",
-                     threads=grid["threads"], silent=grid["silent"])
-    return {"documents": manifest["n_documents"], "steps": manifest.get("steps", 0),
-            "loss": [manifest["loss_curve"][0][1], manifest["loss_curve"][-1][1]] if manifest["loss_curve"] else None}
+    # All of the subset (fraction 1.0 of it): the seed then only drives the LoRA init and batch order.
+    return cache.run("adapters", settings, run(Path(subset["path"]), 1.0, cell["seed"]),
+                     f"fraction {fraction:g}, seed {cell['seed']} ({base})")
 
 
 def generate_step(cache: Cache, grid: Dict, cell: Dict, adapter: Dict) -> Dict:
@@ -310,7 +318,8 @@ def annotator_step(cache: Cache, grid: Dict, cell: Dict) -> Dict:
         train_spacy(grid, folder, Path(subset["path"]), grid["dev"], grid["annotator_steps"], None)
         scores = scores_of(folder / "model-best", grid["test"])
         srsly.write_json(folder / "scores.json", scores.pop("scores"))
-        return {"path": str(folder / "model-best"), "strict_f1": scores["strict"]["f"], "token_f1": scores["token"]["f"]}
+        return {"path": str(folder / "model-best"), "strict_f1": scores["strict"]["f"],
+                "token_f1": scores["token"]["f"]}
 
     return cache.run("annotators", settings, run, f"share {share:g} of the gold notes")
 
@@ -330,7 +339,9 @@ def annotate_step(cache: Cache, grid: Dict, cell: Dict, synthetic: Dict, annotat
         return {"train": str(folder / "train.spacy"), "dev": str(folder / "dev.spacy"), "chunks": report["chunks"],
                 "words": report["words"], "entities": report["entities"]}
 
-    return cache.run("corpus", settings, run, f"seed {cell['seed']}, annotator {annotator['key'][:17]}")
+    share = cell["annotator_fraction"]
+    annotator_name = "gold" if share == 1.0 else f"share {share:g}"
+    return cache.run("corpus", settings, run, f"seed {cell['seed']}, annotator {annotator_name}")
 
 
 def model_step(cache: Cache, grid: Dict, cell: Dict, corpus: Dict) -> Dict:
@@ -454,8 +465,12 @@ def summary_markdown(rows: List[Dict], varied: Sequence[str], grid: Dict) -> str
     """Rows: the varied factors (the adaptation share always); columns: mean ± sd over seeds."""
     factors = [f for f in FACTORS if f in varied or f == "fraction"]
     gold = grid["gold_scores"]
+    measures = ["strict_f1", "token_f1", "ratio_strict_f1", "ratio_token_f1", "ngram_recall_5", "volume_reached"]
     header = [f.replace("_", " ") for f in factors] + [
         "seeds", "strict F1", "token F1", "ratio strict", "ratio token", "5-gram recall", "volume reached"]
+    if "annotator_fraction" in varied:  # the synthetic model is bounded by its annotator
+        measures.append("annotator_token_f1")
+        header.append("annotator token F1")
     lines = [f"# Ablation grid: {grid['dataset']}", "",
              f"Synthetic models ({Path(grid['config']).stem}, {grid['train_steps']} steps) scored on the real test "
              f"split; mean ± standard deviation over seeds ({', '.join(map(str, grid['seeds']))}); "
@@ -464,11 +479,10 @@ def summary_markdown(rows: List[Dict], varied: Sequence[str], grid: Dict) -> str
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     if gold["strict_f1"] is not None:
         lines.append("| " + " | ".join(["gold model"] + [""] * (len(factors) - 1)) +
-                     f" | | {gold['strict_f1']:.3f} | {gold['token_f1']:.3f} | 1 | 1 | | |")
+                     f" | | {gold['strict_f1']:.3f} | {gold['token_f1']:.3f} | 1 | 1 |" + " |" * (len(measures) - 4))
     for values, members in groups(rows, factors).items():
         cells_ = [f"{v:g}" if isinstance(v, float) else str(v) for v in values] + [str(len(members))]
-        cells_ += [mean_sd([r[k] for r in members]) for k in ("strict_f1", "token_f1", "ratio_strict_f1",
-                                                              "ratio_token_f1", "ngram_recall_5", "volume_reached")]
+        cells_ += [mean_sd([r[k] for r in members]) for k in measures]
         lines.append("| " + " | ".join(cells_) + " |")
     return "\n".join(lines) + "\n"
 

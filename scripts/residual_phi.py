@@ -3,31 +3,35 @@ how much gold PHI is left in it?
 
     python -m scripts.deidentify training/meddocan/ner_cpu/model-best ../shared/data/meddocan/test \
         deidentified/meddocan/test --spans-output deidentified/meddocan/test.spans.jsonl --no-resume
-    python -m scripts.residual_phi corpus/meddocan/test.spacy deidentified/meddocan/test \
+    python -m scripts.residual_phi ../shared/data/meddocan/test deidentified/meddocan/test \
         --spans deidentified/meddocan/test.spans.jsonl --output metrics/meddocan/residual_phi.json \
         --markdown metrics/meddocan/residual_phi.md
 
-GOLD is the gold DocBin (document ids in `user_data["id"]`, as `scripts.convert` writes them)
-or a BRAT folder. OUTPUT is what `scripts.deidentify` wrote: a folder (a .txt input folder
+GOLD is a BRAT folder or the gold DocBin (document ids in `user_data["id"]`, as
+`scripts.convert` writes them; whole documents, not `--split` pieces). OUTPUT is what `scripts.deidentify` wrote: a folder (a .txt input folder
 gives `<id>.txt` files, the input's relative paths) or a JSONL file (records matched by their
 id field). For each gold entity:
 
 - found: a span of the spans JSONL (offsets in the input) overlaps it (partly or wholly);
   unknown without --spans.
-- leaked: its exact string (case-sensitive) occurs anywhere in the document's output text.
+- leaked: its exact string (case-sensitive) occurs in the document's output text, as a word
+  (`--match word`, default: not glued to letters or digits around it, so "H" is not found
+  in "HTA" nor "45" in "145") or anywhere (`--match substring`); an entity that no span
+  overlaps is leaked in place. The JSON also gives the overall figures of the other mode.
 - violation: found and leaked. Each violation gets its causes, from where the string
-  occurs in the output: `kept_by_policy` (inside a span left as it was by design, kind
-  sex or keep: SEXO under pseudonymize), `replacement` (inside or across a surrogate),
-  `missed_mention` (unreplaced text over a gold entity: another mention of the same string,
-  or the uncovered part of a partly found one) and `elsewhere` (text that no gold entity
-  covers: a coincidence, or PHI the gold does not mark).
+  occurs in the output: `kept_by_policy` (inside a span of its own label left as it was by
+  design, kind sex or keep: SEXO under pseudonymize), `inside_kept_span` (inside such a
+  span of another label: a kept span that swallowed other PHI), `replacement` (inside or
+  across a surrogate), `missed_mention` (unreplaced text over a gold entity: another
+  mention of the same string, or the uncovered part of a partly found one) and `elsewhere`
+  (text that no gold entity covers: a coincidence, or PHI the gold does not mark).
 - residual share: leaked gold entities / all gold entities, per label and overall; also the
   share not found.
 
 Caveat: a string is counted as leaked wherever it occurs in the output, so a short one (an
-age "45", a sex "H") can be "leaked" by a coincidence ("45 mg", "H." of a unit); read the
-figures per label. Only counts, ids, labels and offsets are printed or written; the PHI
-strings are printed (never written) with --show only.
+age "45", a sex "H") can be "leaked" by a coincidence ("45 mg", "vitamina D" for "D"); read
+the figures per label and the causes. Only counts, ids, labels and offsets are printed or
+written; the PHI strings are printed (never written) with --show only.
 """
 from __future__ import annotations
 
@@ -41,17 +45,20 @@ import typer
 from spacy.tokens import DocBin
 from wasabi import msg
 
-CAUSES = ("kept_by_policy", "replacement", "missed_mention", "elsewhere")
+CAUSES = ("kept_by_policy", "inside_kept_span", "replacement", "missed_mention", "elsewhere")
+MATCHES = ("word", "substring")
 # deid_transform's kinds that leave the text as it is under pseudonymize.
 KEPT_KINDS = ("keep", "sex")
 CAVEATS = [
     "A gold string counts as leaked wherever it occurs in the document's output (exact, "
-    "case-sensitive substring), so short strings (ages such as '45', sex such as 'H') can be "
-    "counted by coincidence; read the figures per label.",
+    "case-sensitive; as a word unless match is substring), so short strings (ages such as "
+    "'45', sex such as 'H') can be counted by coincidence; read the figures per label and "
+    "the causes (elsewhere: text that no gold entity covers).",
     "A gold entity is found when any span of the de-identification overlaps it, even partly; "
     "a partly covered entity whose string is gone is not leaked, though a part of it may be.",
     "Labels whose kind is kept under pseudonymize (SEXO_SUJETO_ASISTENCIA) are left in the "
-    "text by design: their violations have the cause kept_by_policy.",
+    "text by design: their violations have the cause kept_by_policy; 'not kept by policy' "
+    "counts the violations with any other cause.",
 ]
 
 
@@ -117,11 +124,24 @@ def read_spans(path: Path) -> Dict[str, List[Dict]]:
     return spans
 
 
-def occurrences(text: str, needle: str) -> List[int]:
-    """Start offsets of every (overlapping) occurrence of `needle` in `text`."""
+def _glued(left: str, right: str) -> bool:
+    """Whether two adjacent characters are inside one word: both digits, or both letters except
+    a lower-case one before an upper-case one ("MartínezNºCol" is two words there)."""
+    if not left or not right:
+        return False
+    if left.isdigit() and right.isdigit():
+        return True
+    return left.isalpha() and right.isalpha() and not (left.islower() and right.isupper())
+
+
+def occurrences(text: str, needle: str, match: str = "word") -> List[int]:
+    """Start offsets of the (overlapping) occurrences of `needle` in `text`; `word`: only
+    those not glued to the word or number around them ("H" is not in "HTA", "45" not in "145")."""
     found, pos = [], text.find(needle)
     while pos >= 0:
-        found.append(pos)
+        end = pos + len(needle)
+        if match == "substring" or not (_glued(text[pos - 1 : pos], needle[0]) or _glued(needle[-1], text[end : end + 1])):
+            found.append(pos)
         pos = text.find(needle, pos + 1)
     return found
 
@@ -138,16 +158,19 @@ def to_input_offset(pos: int, spans: Sequence[Dict]) -> Optional[int]:
     return pos + shift
 
 
-def leak_causes(gold: GoldDoc, needle: str, output: str, spans: Sequence[Dict]) -> List[str]:
-    """Why `needle` (a found entity's string) is still in `output`: a sorted list of CAUSES."""
+def leak_causes(gold: GoldDoc, label: str, needle: str, output: str, spans: Sequence[Dict],
+                match: str = "word") -> List[str]:
+    """Why `needle` (a found `label` entity's string) is still in `output`: a sorted list of CAUSES."""
     causes = set()
-    for o in occurrences(output, needle):
+    for o in occurrences(output, needle, match):
         end = o + len(needle)
         inside = [s for s in spans if s["out_start"] < end and o < s["out_end"]]
         if inside:
-            kept = all(s.get("kind") in KEPT_KINDS and gold.text[s["start"] : s["end"]] == s["replacement"]
-                       for s in inside)
-            causes.add("kept_by_policy" if kept else "replacement")
+            if all(s.get("kind") in KEPT_KINDS and gold.text[s["start"] : s["end"]] == s["replacement"] for s in inside):
+                # Left as it was by design; but a kept span over PHI of another label is a leak.
+                causes.add("kept_by_policy" if all(s["label"] == label for s in inside) else "inside_kept_span")
+            else:
+                causes.add("replacement")
             continue
         # Outside every replacement: the input text there is unchanged. Over a gold entity,
         # that entity (or that part of it) was missed.
@@ -157,8 +180,11 @@ def leak_causes(gold: GoldDoc, needle: str, output: str, spans: Sequence[Dict]) 
     return [c for c in CAUSES if c in causes]
 
 
-def check_document(gold: GoldDoc, output: str, spans: Optional[Sequence[Dict]]) -> List[Dict]:
-    """One row per gold entity: label, offsets, found (None without spans), leaked, violation, causes."""
+def check_document(gold: GoldDoc, output: str, spans: Optional[Sequence[Dict]], match: str = "word") -> List[Dict]:
+    """One row per gold entity: label, offsets, found (None without spans), leaked, violation, causes.
+
+    An entity that no span overlaps is leaked: its text is unchanged in the output.
+    """
     spans = sorted(spans, key=lambda s: s["start"]) if spans is not None else None
     found: List[Optional[bool]] = [
         None if spans is None else any(s["start"] < e and st < s["end"] for s in spans) for st, e, _ in gold.ents
@@ -166,11 +192,11 @@ def check_document(gold: GoldDoc, output: str, spans: Optional[Sequence[Dict]]) 
     rows = []
     for (start, end, label), is_found in zip(gold.ents, found):
         needle = gold.text[start:end]
-        leaked = bool(needle) and needle in output
+        leaked = is_found is False or (bool(needle) and bool(occurrences(output, needle, match)))
         row = {"id": gold.id, "label": label, "start": start, "end": end, "found": is_found, "leaked": leaked,
                "violation": bool(is_found and leaked)}
         if row["violation"]:
-            row["causes"] = leak_causes(gold, needle, output, spans)  # type: ignore[arg-type]
+            row["causes"] = leak_causes(gold, label, needle, output, spans, match)  # type: ignore[arg-type]
         rows.append(row)
     return rows
 
@@ -189,14 +215,14 @@ def summarize(rows: Sequence[Dict]) -> Dict:
         "gold_entities": n, "found": len(known) - not_found if known else None,
         "not_found": not_found if known else None, "not_found_share": _share(not_found, len(known)) if known else None,
         "leaked": leaked, "residual_share": _share(leaked, n),
-        "violations": len(violations),
-        "violations_not_kept_by_policy": sum(r.get("causes") != ["kept_by_policy"] for r in violations),
-        "leaked_not_found": sum(r["leaked"] and r["found"] is False for r in rows),
+        "violations": len(violations) if known else None,
+        "violations_not_kept_by_policy": sum(r.get("causes") != ["kept_by_policy"] for r in violations) if known else None,
+        "leaked_not_found": sum(r["leaked"] and r["found"] is False for r in rows) if known else None,
     }
 
 
 def residual_check(gold_docs: Sequence[GoldDoc], outputs: Dict[str, str],
-                   spans: Optional[Dict[str, List[Dict]]] = None) -> Tuple[Dict, List[Dict]]:
+                   spans: Optional[Dict[str, List[Dict]]] = None, match: str = "word") -> Tuple[Dict, List[Dict]]:
     """The figures (overall, per label, violations by cause) and the rows of every gold entity."""
     rows: List[Dict] = []
     missing_output, missing_spans = [], []
@@ -211,13 +237,14 @@ def residual_check(gold_docs: Sequence[GoldDoc], outputs: Dict[str, str],
             if doc_spans is None:
                 missing_spans.append(gold.id)
                 doc_spans = []
-        rows.extend(check_document(gold, outputs[key], doc_spans))
+        rows.extend(check_document(gold, outputs[key], doc_spans, match))
     by_label: Dict[str, List[Dict]] = defaultdict(list)
     for row in rows:
         by_label[row["label"]].append(row)
     violations = [r for r in rows if r["violation"]]
     causes = Counter(c for r in violations for c in r["causes"])
     result = {
+        "match": match,
         "documents": len(gold_docs) - len(missing_output),
         "documents_without_output": len(missing_output), "ids_without_output": missing_output,
         "documents_without_spans": len(missing_spans) if spans is not None else None,
@@ -242,7 +269,8 @@ def to_markdown(result: Dict) -> str:
         return "n/a" if x is None else f"{x:,}"
 
     lines = [
-        f"Residual PHI in the de-identified output of {result['documents']:,} documents"
+        f"Residual PHI in the de-identified output of {result['documents']:,} documents "
+        f"(strings matched as {'words' if result['match'] == 'word' else 'substrings'})"
         + (f" ({result['documents_without_output']:,} without output, left out)" if result["documents_without_output"] else ""),
         "",
         "| label | gold | not found | leaked | residual | violations | not kept by policy |",
@@ -250,11 +278,14 @@ def to_markdown(result: Dict) -> str:
     ]
     for label, s in [("**all**", result["overall"]), *result["per_label"].items()]:
         lines.append(f"| {label} | {s['gold_entities']:,} | {num(s['not_found'])} ({pct(s['not_found_share'])}) | "
-                     f"{s['leaked']:,} | {pct(s['residual_share'])} | {s['violations']:,} | "
-                     f"{s['violations_not_kept_by_policy']:,} |")
+                     f"{s['leaked']:,} | {pct(s['residual_share'])} | {num(s['violations'])} | "
+                     f"{num(s['violations_not_kept_by_policy'])} |")
     causes = ", ".join(f"{c} {n:,}" for c, n in result["violations_by_cause"].items())
-    lines += ["", f"Violations (found, yet the string is in the output) by cause: {causes} "
-              f"({result['violations_by_cause_note']}).", ""]
+    if result["spans_given"]:
+        lines += ["", f"Violations (found, yet the string is in the output) by cause: {causes} "
+                  f"({result['violations_by_cause_note']}).", ""]
+    else:
+        lines += ["", "Found, not found and violations need the spans JSONL of the run (--spans).", ""]
     lines += [f"- {c}" for c in result["caveats"]]
     return "\n".join(lines) + "\n"
 
@@ -267,16 +298,22 @@ def main(
     markdown: Annotated[Optional[Path], typer.Option(help="Write the table as Markdown here")] = None,
     text_field: Annotated[str, typer.Option(help="JSONL output: field with the text")] = "text",
     id_field: Annotated[str, typer.Option(help="JSONL output: field with the document id")] = "id",
+    match: Annotated[str, typer.Option(help="word (not glued to letters/digits around it) or substring")] = "word",
     limit: Annotated[int, typer.Option(min=0, help="First N gold documents by id (0: all), for a smoke run")] = 0,
     strict: Annotated[bool, typer.Option(help="Exit with 1 on a violation not kept by policy, or a document without output")] = False,
     show: Annotated[bool, typer.Option(help="Print the strings of the violations (PHI: on screen only, never written)")] = False,
 ) -> None:
     """Check that every found gold PHI string is gone from the de-identified output; report the residual share."""
+    if match not in MATCHES:
+        msg.fail(f"Unknown --match {match!r}: choose word or substring", exits=1)
     gold_docs = read_gold(gold)
     if limit:
         gold_docs = gold_docs[:limit]
     outputs = read_outputs(output_path, text_field, id_field, ids=[d.id for d in gold_docs])
-    result, rows = residual_check(gold_docs, outputs, read_spans(spans) if spans else None)
+    doc_spans = read_spans(spans) if spans else None
+    result, rows = residual_check(gold_docs, outputs, doc_spans, match)
+    other = next(m for m in MATCHES if m != match)
+    result[f"overall_if_match_{other}"] = residual_check(gold_docs, outputs, doc_spans, other)[0]["overall"]
     result.update(gold=str(gold), output_path=str(output_path), spans=str(spans) if spans else None)
     msg.divider("Residual PHI")
     print(to_markdown(result))

@@ -279,3 +279,22 @@ def test_shifted_dates_do_not_land_on_other_dates():
     for seed in range(30):
         out = ruler_pipeline("es", patterns, rules=False, seed=seed)(text)._.deidentified
         assert not [d for _, d in patterns if d in out], (seed, out)
+
+
+def test_an_overlong_kept_span_is_redacted():
+    """Sex values stay as they are under pseudonymize, but a wrong prediction stretched over
+    other PHI must not pass it through: a kept span longer than max_kept_tokens is redacted."""
+    text = "Sexo: M. Nombre: Ana García López, calle del Abedul 12."
+    nlp = spacy.blank("es", config=TOKENIZER)
+    nlp.add_pipe("deid_transform", config={"rules_key": "none"})
+    doc = nlp.make_doc(text)
+    short = doc.char_span(6, 7, label="SEXO_SUJETO_ASISTENCIA")
+    long = doc.char_span(text.index("Nombre"), len(text) - 1, label="SEXO_SUJETO_ASISTENCIA")
+    doc.ents = [short]
+    assert nlp.get_pipe("deid_transform")(doc)._.deidentified == text  # "M" kept
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(6, 7, label="SEXO_SUJETO_ASISTENCIA"),
+                doc.char_span(long.start_char, long.end_char, label="SEXO_SUJETO_ASISTENCIA")]
+    out = nlp.get_pipe("deid_transform")(doc)._.deidentified
+    assert out == "Sexo: M. [SEXO_SUJETO_ASISTENCIA]."
+    assert "García" not in out and "Abedul" not in out

@@ -1,0 +1,57 @@
+"""The de-identification benchmark runs end to end on a tiny pipeline and reports every figure."""
+import json
+
+import spacy
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
+from scripts.bench_deid import bench, main
+
+NOTES = {
+    "a": "Paciente Ana García, 45 años, ingresa el 12/03/2019. Tel 612 345 678.",
+    "b": "Control de Luis Pérez el 14/03/2019 en Madrid.",
+    "c": "Sin datos personales.",
+}
+PATTERNS = [("NOMBRE_SUJETO_ASISTENCIA", "Ana García"), ("NOMBRE_SUJETO_ASISTENCIA", "Luis Pérez"),
+            ("TERRITORIO", "Madrid")]
+
+
+def setup(tmp_path):
+    nlp = spacy.blank("es", config={"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}})
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": l, "pattern": p} for l, p in PATTERNS])
+    nlp.to_disk(tmp_path / "model")
+    (tmp_path / "in").mkdir()
+    docbin = DocBin(store_user_data=True)
+    for doc_id, text in NOTES.items():
+        (tmp_path / "in" / f"{doc_id}.txt").write_text(text, encoding="utf8")
+        doc = nlp(text)
+        doc.user_data["id"] = doc_id
+        docbin.add(doc)
+    docbin.to_disk(tmp_path / "test.spacy")
+
+
+def test_bench_reports_end_to_end_ner_and_component_costs(tmp_path):
+    setup(tmp_path)
+    result = bench(str(tmp_path / "model"), tmp_path / "in", tmp_path / "test.spacy", repeat=2,
+                   n_processes=(1,), silent=True)
+    words = sum(len(spacy.load(tmp_path / "model")(t)) for t in NOTES.values()) * 2
+    assert result["end_to_end"]["1"]["documents"] == 6 and result["end_to_end"]["1"]["words"] == words
+    assert result["ner_alone"]["documents"] == 6 and result["ner_alone"]["words"] == words
+    assert result["components"]["words"] == words and result["components"]["entities"] > 6
+    assert result["components"]["model_pipes"] == ["entity_ruler"]
+    assert result["ratios"]["pseudonymization_share_of_ner"] >= 0
+    assert set(result["targets"]) >= {"end_to_end_met", "pseudonymization_met"}
+
+
+def test_cli_writes_the_json_and_limits_documents(tmp_path):
+    setup(tmp_path)
+    app = __import__("typer").Typer()
+    app.command()(main)
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(app, [str(tmp_path / "model"), str(tmp_path / "in"), str(tmp_path / "test.spacy"),
+                                   "--limit", "2", "--n-process", "1", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["source_documents"] == 2 and data["ner_alone"]["documents"] == 2
+    assert "Ana" not in res.output and "Madrid" not in res.output
