@@ -426,24 +426,25 @@ def run_grid(grid: Dict, silent: bool = False) -> Dict:
             msg.divider(f"Cell {i}/{len(todo)}: " + ", ".join(f"{k} {v}" for k, v in cell.items()))
         rows.append(run_cell(cache, grid, cell))
     varied = [f for f in FACTORS if len({row[f] for row in rows}) > 1]
-    write_results(rows, output, grid)
-    (output / "summary.md").write_text(summary_markdown(rows, varied, grid), encoding="utf8")
-    plot(rows, varied, grid["gold_scores"], output / "grid.png")
+    tag = f"{grid['tag']}-" if grid.get("tag") else ""
+    write_results(rows, output, grid, tag)
+    (output / f"{tag}summary.md").write_text(summary_markdown(rows, varied, grid), encoding="utf8")
+    plot(rows, varied, grid["gold_scores"], output / f"{tag}grid.png")
     ran = sum(e["action"] == "ran" for e in cache.log)
     if not silent:
         msg.good(f"{len(rows)} cells, {ran} steps run, {len(cache.log) - ran} found done → "
-                 f"{output / 'results.csv'}, {output / 'summary.md'}, {output / 'grid.png'}")
+                 f"{output / (tag + 'results.csv')}, {output / (tag + 'summary.md')}, {output / (tag + 'grid.png')}")
     return {"rows": rows, "log": cache.log, "varied": varied}
 
 
-def write_results(rows: List[Dict], output: Path, grid: Dict) -> None:
+def write_results(rows: List[Dict], output: Path, grid: Dict, tag: str = "") -> None:
     output.mkdir(parents=True, exist_ok=True)
-    with (output / "results.csv").open("w", newline="", encoding="utf8") as f:
+    with (output / f"{tag}results.csv").open("w", newline="", encoding="utf8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in grid.items() if k not in ("silent",)}
-    srsly.write_json(output / "results.json", {"grid": options, "rows": rows})
+    srsly.write_json(output / f"{tag}results.json", {"grid": options, "rows": rows})
 
 
 def mean_sd(values: Sequence[Optional[float]]) -> str:
@@ -547,6 +548,7 @@ def main(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for the CPU"),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads for adaptation and generation (0: default)"),
     n_process: int = typer.Option(1, "--n-process", help="Processes of machine annotation"),
+    tag: str = typer.Option("", "--tag", help="Prefix of the tables and plot (TAG-results.csv ...), to keep several grids over one cache"),
 ):
     """Run the ablation grid: adapt, generate, annotate, train, score each cell, reusing finished steps."""
     name = config.stem
@@ -566,7 +568,7 @@ def main(
             threads=threads, n_process=n_process)
         if not Path(grid["gold_metrics"]).exists():
             msg.warn(f"{grid['gold_metrics']} not found: no ratios to the gold model (run the evaluate command)")
-        run_grid(grid)
+        run_grid({**grid, "tag": tag})
     except (GridError, AdaptError, GenerateError, CorpusError, OSError) as err:
         title, *details = str(err).split("\n")
         msg.fail(title)
