@@ -56,3 +56,13 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     again = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides],
                            capture_output=True, text=True, cwd=project)
     assert again.returncode == 0 and "Skipping 'train'" in again.stdout
+
+
+def test_every_dep_and_output_is_one_path():
+    """A bare "${vars.x}" followed by an item starting with "${" is joined into one "a, b" path by
+    the config system, and weasel then reports a missing dependency that is not missing."""
+    from weasel.util import load_project_config
+
+    config = load_project_config(ROOT)
+    joined = [(c["name"], p) for c in config["commands"] for p in c.get("deps", []) + c.get("outputs", []) if ", " in p]
+    assert not joined
