@@ -44,8 +44,7 @@ from spacy.language import Language
 from spacy.training import Corpus
 from wasabi import msg
 
-import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
-from scripts.deidentify import deidentify_main, prepare_pipeline
+from scripts.deidentify import deidentify_main, ensure_registered, prepare_pipeline
 
 TARGET_WPS = 10_000
 TARGET_PSEUDO_SHARE = 0.10
@@ -100,8 +99,10 @@ def end_to_end(nlp: Language, input_dir: Path, work: Path, n_processes: Sequence
 
 
 def ner_alone(model: str, docbin: Path, repeat: int = 1, ids: Optional[set] = None) -> Dict:
-    """`spacy evaluate`'s speed: Language.evaluate on the DocBin's examples, trained pipeline only."""
-    nlp = spacy.load(model)
+    """`spacy evaluate`'s speed: Language.evaluate on the DocBin's examples, trained pipeline only
+    (a packaged pipeline's de-identification components are left out)."""
+    ensure_registered()
+    nlp = spacy.load(model, exclude=list(DEID_PIPES))
     corpus = Corpus(docbin)
 
     def examples() -> list:
@@ -170,6 +171,7 @@ def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int
         raise ValueError(f"{input_dir}: no .txt files")
     ids = {p.stem for p in files}
     texts = [p.read_bytes().decode("utf-8") for p in files]  # plain utf-8: keeps MEDDOCAN's BOMs
+    ensure_registered()
     nlp = spacy.load(model)
     prepare_pipeline(nlp, mode=mode, seed=seed)
     with tempfile.TemporaryDirectory(prefix="bench_deid-") as tmp:

@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from faker import Faker
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 MODES = ("redact", "mask", "pseudonymize")
 # What a label turns into under `pseudonymize`. "keep", "redact" and "mask" apply the same
@@ -750,7 +750,8 @@ class DeidTransform:
                  preset: str = "auto", label_map: Optional[Dict[str, str]] = None,
                  default_kind: str = "redact", seed: int = 0, locale: Optional[str] = None,
                  redact_template: str = "[{label}]", max_date_shift: int = 365,
-                 max_age_shift: int = 2, rules_key: str = "deid_rules", max_kept_tokens: int = 3) -> None:
+                 max_age_shift: int = 2, rules_key: str = "deid_rules", max_kept_tokens: int = 3,
+                 propagate: bool = True) -> None:
         if preset not in PRESETS:
             raise ValueError(f"deid_transform: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         self.name = name
@@ -769,6 +770,9 @@ class DeidTransform:
         # redacted: a wrong, overlong prediction ("H" stretched over a paragraph) must not
         # carry the PHI inside it into the output.
         self.max_kept_tokens = max_kept_tokens
+        # Other mentions of a string the model found ("Madrid" tagged once, missed twice) are
+        # replaced too, with the same surrogate.
+        self.propagate = propagate
         bad = {k for k in [default_kind, *self.label_map.values()] if k not in KINDS}
         if bad:
             raise ValueError(f"deid_transform: unknown surrogate kind(s) {sorted(bad)}; choose from {list(KINDS)}")
@@ -788,9 +792,29 @@ class DeidTransform:
     def kind(self, label: str) -> str:
         return self.label_map.get(label, self.default_kind)
 
+    def with_other_mentions(self, doc: Doc) -> List[Span]:
+        """doc.ents plus the other whole-word, token-aligned mentions of their strings (of at
+        least 4 characters, of kinds that are replaced), with the same label."""
+        strings = {e.text: e.label_ for e in doc.ents
+                   if len(e.text) >= 4 and self.kind(e.label_) not in ("sex", "keep")}
+        if not strings:
+            return list(doc.ents)
+        pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in sorted(strings, key=len, reverse=True))
+                             + r")(?!\w)")
+        taken = [(e.start_char, e.end_char) for e in doc.ents]
+        extra = []
+        for m in pattern.finditer(doc.text):
+            if any(m.start() < end and start < m.end() for start, end in taken):
+                continue
+            span = doc.char_span(m.start(), m.end(), label=strings[m.group()])
+            if span is not None:
+                extra.append(span)
+        return sorted([*doc.ents, *extra], key=lambda span: span.start_char)
+
     def __call__(self, doc: Doc) -> Doc:
         text = doc.text
-        ents = doc.ents
+        ents = self.with_other_mentions(doc) if self.propagate else list(doc.ents)
+        found = {(e.start_char, e.end_char) for e in doc.ents}
         from_rules = set()
         if self.rules_key in doc.spans:
             from_rules = {(s.start_char, s.end_char) for s in doc.spans[self.rules_key]}
@@ -822,7 +846,8 @@ class DeidTransform:
             pieces.append(new)
             spans.append({
                 "start": ent.start_char, "end": ent.end_char, "label": label, "kind": kind,
-                "source": "rules" if (ent.start_char, ent.end_char) in from_rules else "ner",
+                "source": "rules" if (ent.start_char, ent.end_char) in from_rules
+                else "ner" if (ent.start_char, ent.end_char) in found else "propagated",
                 "out_start": out_len, "out_end": out_len + len(new), "replacement": new,
             })
             out_len += len(new)
@@ -850,12 +875,14 @@ class DeidTransform:
         "max_age_shift": 2,
         "rules_key": "deid_rules",
         "max_kept_tokens": 3,
+        "propagate": True,
     },
 )
 def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, preset: str,
                         label_map: Dict[str, str], default_kind: str, seed: int,
                         locale: Optional[str], redact_template: str, max_date_shift: int,
-                        max_age_shift: int, rules_key: str, max_kept_tokens: int) -> DeidTransform:
+                        max_age_shift: int, rules_key: str, max_kept_tokens: int,
+                        propagate: bool) -> DeidTransform:
     """De-identify `doc.ents` (see the module docstring).
 
     mode: redact | mask | pseudonymize. preset: meddocan | swedish_ner | stockholm_epr | auto
@@ -866,4 +893,4 @@ def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, pre
                          label_map=label_map, default_kind=default_kind, seed=seed, locale=locale,
                          redact_template=redact_template, max_date_shift=max_date_shift,
                          max_age_shift=max_age_shift, rules_key=rules_key,
-                         max_kept_tokens=max_kept_tokens)
+                         max_kept_tokens=max_kept_tokens, propagate=propagate)

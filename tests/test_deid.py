@@ -298,3 +298,20 @@ def test_an_overlong_kept_span_is_redacted():
     out = nlp.get_pipe("deid_transform")(doc)._.deidentified
     assert out == "Sexo: M. [SEXO_SUJETO_ASISTENCIA]."
     assert "García" not in out and "Abedul" not in out
+
+
+def test_other_mentions_of_a_found_string_are_replaced_too():
+    """The model tags "Getafe" once; its other mentions go with it, with the same surrogate.
+    Short strings ("45") are not propagated: they recur by chance."""
+    text = "Vive en Getafe. Edad: 45. Trasladado desde Getafe; 45 pulsaciones."
+    nlp = spacy.blank("es", config=TOKENIZER)
+    nlp.add_pipe("deid_transform", config={"rules_key": "none"})
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(8, 14, label="TERRITORIO"), doc.char_span(22, 24, label="EDAD_SUJETO_ASISTENCIA")]
+    doc = nlp.get_pipe("deid_transform")(doc)
+    out, spans = doc._.deidentified, doc._.deid_spans
+    assert "Getafe" not in out and [s["source"] for s in spans] == ["ner", "ner", "propagated"]
+    assert spans[0]["replacement"] == spans[2]["replacement"]
+    assert out.endswith("; 45 pulsaciones.")
+    nlp.get_pipe("deid_transform").propagate = False
+    assert "Getafe" in nlp.get_pipe("deid_transform")(doc)._.deidentified
