@@ -35,12 +35,13 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 MODES = ("redact", "mask", "pseudonymize")
-# What a label turns into under `pseudonymize`. "keep", "redact" and "mask" apply the same
-# treatment whatever the mode ("keep": not PHI, left alone in every mode).
+# What a label turns into under `pseudonymize`. "redact": no surrogate of that kind, redacted
+# under pseudonymize (masked under mask); "mask" and "keep" apply in every mode ("keep": not
+# PHI, left alone).
 KINDS = (
     "name", "first_name", "last_name", "street", "city", "territory", "country", "hospital",
     "organisation", "date", "age", "phone", "email", "id_es_dni", "id_se_personnummer",
-    "id_generic", "url", "ip", "sex", "profession", "keep", "redact", "mask",
+    "id_generic", "url", "ip", "profession", "keep", "redact", "mask",
 )
 
 # Labels that deid_rules adds when a label set has no class for them.
@@ -55,8 +56,9 @@ PRESETS: Dict[str, Dict[str, str]] = {
         "NOMBRE_PERSONAL_SANITARIO": "name",
         "FAMILIARES_SUJETO_ASISTENCIA": "name",
         "EDAD_SUJETO_ASISTENCIA": "age",
-        # Kept under pseudonymize: changing it would contradict names, pronouns and agreement.
-        "SEXO_SUJETO_ASISTENCIA": "sex",
+        # No surrogate: a changed sex would contradict the note (organs, pronouns, agreement),
+        # so it is redacted in every mode; map it to "keep" to leave it in the text.
+        "SEXO_SUJETO_ASISTENCIA": "redact",
         "FECHAS": "date",
         "TERRITORIO": "territory",
         "CALLE": "street",
@@ -323,6 +325,10 @@ class LocaleData:
         address = next((p for p in self.fake.get_providers() if hasattr(p, "street_name")), None)
         self.states = {s.casefold() for s in getattr(address, "states", ())}
         self.regions = {s.casefold() for s in getattr(address, "regions", ())}
+        # Words that say what a place is, not which: shared by originals and surrogates.
+        self.generic_words = _GENERIC_PLACE_WORDS.get(self.lang, set()) | {
+            w.casefold() for prefix in getattr(address, "street_prefixes", ()) for w in _WORD.findall(prefix)
+        }
         self.tld = {"es": "es", "sv": "se", "en": "com"}.get(self.lang, self.locale.split("_")[-1].lower())
 
 
@@ -340,6 +346,17 @@ def locale_data(locale: str) -> LocaleData:
 # --------------------------------------------------------------------------
 
 _NAME_KINDS = ("name", "first_name", "last_name")
+# Units after an age ("8 días", "3 månader").
+_AGE_UNITS = {
+    "años", "año", "meses", "mes", "semanas", "semana", "días", "día", "dias", "dia", "horas",
+    "år", "års", "månader", "månad", "veckor", "vecka", "dagar", "dag", "years", "months", "weeks", "days",
+}
+# A word of running text: not a piece of an e-mail address, URL or path ("osakidetza.net").
+_PROSE_WORD = re.compile(r"(?<![\w.@/:-])[^\W\d_]+(?![\w@/-]|\.\w)")
+# Kinds whose distinctive words (not generic_words) identify on their own: no surrogate may
+# bring one back, and (name, hospital, organisation) their other mentions are replaced too.
+_PART_KINDS = (*_NAME_KINDS, "street", "city", "territory", "country", "hospital", "organisation")
+_PROPAGATED_PART_KINDS = (*_NAME_KINDS, "hospital", "organisation")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _PARTICLES = {"de", "del", "la", "las", "los", "y", "i", "da", "van", "von", "der", "af", "el"}
 _TITLES = {"dr", "dra", "sr", "sra", "srta", "don", "doña", "dña", "prof", "doktor", "syster"}
@@ -348,6 +365,19 @@ _CAP = r"[A-ZÁÉÍÓÚÑÅÄÖ][^\W\d_]+"
 _PLACE_TAIL = {
     "es": re.compile(r"^(.*?\s(?:de|del)\s+)(" + _CAP + r"(?:(?:\s+(?:de|del|la|las|los)\s+|[ -])" + _CAP + r")*)$"),
     "sv": re.compile(r"^(.*?\si\s+)(" + _CAP + r"(?:[ -]" + _CAP + r")*)$"),
+}
+_GENERIC_PLACE_WORDS = {
+    "es": {
+        "hospital", "hosp", "h", "universitario", "universitaria", "universitari", "general", "clínico",
+        "clinico", "complejo", "hospitalario", "asistencial", "provincial", "comarcal", "regional",
+        "materno", "infantil", "centro", "médico", "medico", "salud", "clínica", "clinica",
+        "consultorio", "ambulatorio", "servicio", "unidad", "planta", "de", "del", "la", "las", "los",
+        "el", "y", "calle", "avenida", "plaza", "paseo",
+    },
+    "sv": {
+        "sjukhus", "sjukhuset", "universitetssjukhus", "universitetssjukhuset", "lasarett",
+        "lasarettet", "vårdcentral", "vårdcentralen", "avdelning", "avd", "i", "och",
+    },
 }
 _ORG_HEAD = re.compile(
     r"(?i)(ayuntamiento|universidad|colegio|instituto|residencia|fundación|asociación|escuela|"
@@ -404,15 +434,21 @@ class Surrogates:
         data.fake.random = rng
         self.max_date_shift = max_date_shift
         self._shift: Optional[timedelta] = None
-        self.age_delta = (1 if rng.random() < 0.5 else -1) * rng.randint(1, max_age_shift) if max_age_shift > 0 else 0
-        # (kind, text) of the document's entities, so that no surrogate repeats (or contains)
-        # one of them or a part of one of its names.
-        self.originals = {text.casefold() for _, text in originals}
+        self.max_age_shift = max_age_shift
+        self._age_delta: Optional[int] = None
+        # No surrogate may contain, as a whole word, one of the document's entity strings
+        # ("77 años" moved onto another age, "14" inside a drawn ID) or a distinctive word of
+        # its names and places ("Salamanca" drawn as the city of a surrogate hospital).
+        avoid = {text.casefold() for _, text in originals if text.strip()}
         for kind, text in originals:
-            if kind in _NAME_KINDS:
-                self.originals.update(w.casefold() for w in _WORD.findall(text) if len(w) > 2)
-        self.long_originals = [o for o in self.originals if len(o) >= 4]
+            if kind in _PART_KINDS:
+                avoid.update(w.casefold() for w in _WORD.findall(text)
+                             if len(w) > 2 and w.casefold() not in data.generic_words | _NOT_NAMES)
+        self._avoid_re = re.compile(
+            r"(?<!\w)(?:" + "|".join(re.escape(a) for a in sorted(avoid, key=len, reverse=True)) + r")(?!\w)"
+        ) if avoid else None
         self.date_originals = [text for kind, text in originals if kind == "date"]
+        self.age_originals = [text for kind, text in originals if kind == "age"]
         self.parts: Dict[str, str] = {}  # name part (casefolded) -> surrogate
         self.values: Dict[Tuple[str, str], str] = {}
         self._avoid = ""  # the text being replaced
@@ -427,15 +463,14 @@ class Surrogates:
                 self._shift = timedelta(0)
                 return self._shift
             matches = [m for text in self.date_originals for _, _, m in find_dates(text)]
-            written = {m.group() for m in matches}
-            for attempt in range(20):
+            # Years only ("2005", "2006", "2007") may have no offset within max_date_shift
+            # that moves each onto a year not in the note: the range then widens by a year
+            # at a time (the offset is still one per document, so intervals are kept).
+            for attempt in range(100):
                 sign = 1 if self.rng.random() < 0.5 else -1
-                self._shift = timedelta(days=sign * self.rng.randint(1, self.max_date_shift))
-                moved = [_shift_match(m, self._shift, self.data.lang) for m in matches]
-                if attempt < 10:  # best: no original date inside a moved one ("2018" in "2018-11-02")
-                    if not any(w in new for w in written for new in moved):
-                        break
-                elif not any(new in written for new in moved):  # else: none equal to one
+                days = self.max_date_shift * (1 + attempt // 5)
+                self._shift = timedelta(days=sign * self.rng.randint(1, days))
+                if not any(self.leaks(_shift_match(m, self._shift, self.data.lang)) for m in matches):
                     break
         return self._shift
 
@@ -448,12 +483,16 @@ class Surrogates:
         value = self.values[key]
         return value if kind in _NAME_KINDS else _match_case(text, value)
 
-    def _fresh(self, draw: Callable[[], str], tries: int = 10) -> str:
-        """A draw that is none of the document's originals and contains none of them."""
+    def leaks(self, value: str) -> bool:
+        """Whether `value` holds one of the document's originals (see __init__) as a word."""
+        folded = value.casefold()
+        return folded == self._avoid or bool(self._avoid_re and self._avoid_re.search(folded))
+
+    def _fresh(self, draw: Callable[[], str], tries: int = 20) -> str:
+        """A draw that holds none of the document's originals (the last one after `tries`)."""
         value = draw()
         for _ in range(tries):
-            folded = value.casefold()
-            if folded != self._avoid and folded not in self.originals and not any(o in folded for o in self.long_originals):
+            if not self.leaks(value):
                 break
             value = draw()
         return value
@@ -586,6 +625,8 @@ class Surrogates:
         else:
             templates = ["{city} Hospital", "{last} Medical Center"]
         place = _PLACE_TAIL[self.data.lang].match(text) if self.data.lang in _PLACE_TAIL else None
+        if place and not all(w.casefold() in self.data.generic_words for w in _WORD.findall(place.group(1))):
+            place = None  # "Hospital Sant Joan de Reus": the head names the hospital too
         if place and not templates[0].startswith("Centro"):
             # "Hospital Universitario de Getafe": the type stays, the place gets the surrogate
             # of that place, so it agrees with the town named elsewhere in the note.
@@ -624,22 +665,42 @@ class Surrogates:
         out.append(text[pos:])
         return "".join(out)
 
-    def _age(self, text: str) -> str:
-        if not re.search(r"\d", text):
-            return str(self.rng.randint(20, 85))
+    @property
+    def age_delta(self) -> int:
+        """The document's age offset, drawn at first use so that no moved age holds another
+        original of the note ("79 años" moved onto "77 años"): deltas up to max_age_shift
+        first, then up to 5 more."""
+        if self._age_delta is None:
+            self._age_delta = 0
+            if self.max_age_shift > 0:
+                for limit in (self.max_age_shift, self.max_age_shift + 5):
+                    deltas = [d for d in range(-limit, limit + 1) if d]
+                    self.rng.shuffle(deltas)
+                    for delta in deltas:
+                        self._age_delta = delta
+                        if not any(self.leaks(self._move_age(text)) for text in self.age_originals):
+                            return delta
+        return self._age_delta
 
+    def _move_age(self, text: str) -> str:
         def move(m: re.Match) -> str:
             n = int(m.group())
             if n >= 90:  # HIPAA: ages over 89 are one group; any age of that group will do
-                return str(self.rng.choice([a for a in range(90, 100) if a != n]))
+                return str(90 + (n - 90 + abs(self._age_delta)) % 10)
             if n == 0:
                 return m.group()
-            new = n + self.age_delta
+            new = n + self._age_delta
             if not 1 <= new <= 89:
-                new = n - self.age_delta
+                new = n - self._age_delta
             return str(max(new, 1))
 
         return re.sub(r"\d+", move, text)
+
+    def _age(self, text: str) -> str:
+        if not re.search(r"\d", text):
+            return self._fresh(lambda: str(self.rng.randint(20, 85)))
+        self.age_delta  # noqa: B018  (drawn once per document, before the first move)
+        return self._move_age(text)
 
     # Contact details, IDs ------------------------------------------------
 
@@ -714,19 +775,19 @@ class Surrogates:
                 return self._id_es_dni(text)
             if _PNR_RE.match(text):
                 return self._id_se_personnummer(text)
-        # Letter runs of two or more are prefixes ("NHC", "COL"): kept. Single letters and
-        # digits are drawn.
+        # Letter runs of two or more are prefixes ("NHC", "COL"): kept, unless there is no
+        # digit to draw (then every letter is). Single letters and digits are drawn.
+        shortest_drawn = 1 if re.search(r"\d", text) else 10**6
+
         def draw() -> str:
             out = _random_digits_like(text, self.rng)
             return _LETTER_RUN.sub(
-                lambda m: m.group() if len(m.group()) > 1 else _match_case(m.group(), chr(65 + self.rng.randint(0, 25))), out
+                lambda m: m.group() if len(m.group()) > shortest_drawn else "".join(
+                    _match_case(c, chr(65 + self.rng.randint(0, 25))) for c in m.group()), out
             )
         return self._fresh(draw)
 
     # Kept -----------------------------------------------------------------
-
-    def _sex(self, text: str) -> str:
-        return text
 
     def _keep(self, text: str) -> str:
         return text
@@ -766,11 +827,11 @@ class DeidTransform:
         self.max_date_shift = max_date_shift
         self.max_age_shift = max_age_shift
         self.rules_key = rules_key
-        # A span left as it is ("keep", or "sex" under pseudonymize) longer than this is
-        # redacted: a wrong, overlong prediction ("H" stretched over a paragraph) must not
-        # carry the PHI inside it into the output.
+        # A span of a kept label longer than this is redacted: a wrong, overlong prediction
+        # (a kept label stretched over a paragraph) must not carry the PHI inside it through.
         self.max_kept_tokens = max_kept_tokens
-        # Other mentions of a string the model found ("Madrid" tagged once, missed twice) are
+        # Other mentions of a string the model found ("Madrid" tagged once, missed twice), and
+        # of a distinctive word of a found name or institution ("García" of "Ana García"), are
         # replaced too, with the same surrogate.
         self.propagate = propagate
         bad = {k for k in [default_kind, *self.label_map.values()] if k not in KINDS}
@@ -792,16 +853,40 @@ class DeidTransform:
     def kind(self, label: str) -> str:
         return self.label_map.get(label, self.default_kind)
 
-    def with_other_mentions(self, doc: Doc) -> List[Span]:
-        """doc.ents plus the other whole-word, token-aligned mentions of their strings (of at
-        least 4 characters, of kinds that are replaced), with the same label."""
-        strings = {e.text: e.label_ for e in doc.ents
-                   if len(e.text) >= 4 and self.kind(e.label_) not in ("sex", "keep")}
+    def with_age_units(self, doc: Doc) -> List[Span]:
+        """doc.ents, with an age that is a bare number followed by its unit ("8" of "8 días")
+        extended over the unit: the whole string is then replaced, and propagated."""
+        ents = []
+        for e in doc.ents:
+            if (self.kind(e.label_) == "age" and e.text.isdigit() and e.end < len(doc)
+                    and doc[e.end].lower_ in _AGE_UNITS and doc[e.end].ent_iob_ == "O"):
+                e = Span(doc, e.start, e.end + 1, label=e.label_)
+            ents.append(e)
+        return ents
+
+    def with_other_mentions(self, doc: Doc, ents: Sequence[Span]) -> List[Span]:
+        """`ents` plus the other whole-word, token-aligned mentions, with the same label, of
+        their strings of at least 4 characters (kinds that are replaced) and of the
+        capitalised words of their names and institutions that the note never writes in
+        lower case (so "Paciente" of a wrong "Paciente Juan" stays)."""
+        strings = {e.text: e.label_ for e in ents if len(e.text) >= 4 and self.kind(e.label_) != "keep"}
+        parts = {}
+        for e in ents:
+            if self.kind(e.label_) in _PROPAGATED_PART_KINDS:
+                for word in _WORD.findall(e.text):
+                    if len(word) >= 4 and word[0].isupper() and not word.isupper() and word.casefold() not in _NOT_NAMES:
+                        parts.setdefault(word, e.label_)
+        if parts:
+            generic = locale_data(self.locale).generic_words
+            lower = {w for w in _PROSE_WORD.findall(doc.text) if w.islower()}
+            for word, label in parts.items():
+                if word.casefold() not in generic and word.lower() not in lower:
+                    strings.setdefault(word, label)
         if not strings:
-            return list(doc.ents)
+            return list(ents)
         pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in sorted(strings, key=len, reverse=True))
                              + r")(?!\w)")
-        taken = [(e.start_char, e.end_char) for e in doc.ents]
+        taken = [(e.start_char, e.end_char) for e in ents]
         extra = []
         for m in pattern.finditer(doc.text):
             if any(m.start() < end and start < m.end() for start, end in taken):
@@ -809,12 +894,13 @@ class DeidTransform:
             span = doc.char_span(m.start(), m.end(), label=strings[m.group()])
             if span is not None:
                 extra.append(span)
-        return sorted([*doc.ents, *extra], key=lambda span: span.start_char)
+        return sorted([*ents, *extra], key=lambda span: span.start_char)
 
     def __call__(self, doc: Doc) -> Doc:
         text = doc.text
-        ents = self.with_other_mentions(doc) if self.propagate else list(doc.ents)
-        found = {(e.start_char, e.end_char) for e in doc.ents}
+        found_ents = self.with_age_units(doc)
+        ents = self.with_other_mentions(doc, found_ents) if self.propagate else found_ents
+        found = {(e.start_char, e.end_char) for e in found_ents}
         from_rules = set()
         if self.rules_key in doc.spans:
             from_rules = {(s.start_char, s.end_char) for s in doc.spans[self.rules_key]}
@@ -825,8 +911,8 @@ class DeidTransform:
         for ent in ents:
             label, original = ent.label_, ent.text
             kind = self.kind(label)
-            treatment = kind if kind in ("keep", "redact", "mask") else self._mode
-            if len(ent) > self.max_kept_tokens and (treatment == "keep" or (treatment, kind) == ("pseudonymize", "sex")):
+            treatment = kind if kind in ("keep", "mask") else "redact" if (kind, self._mode) == ("redact", "pseudonymize") else self._mode
+            if len(ent) > self.max_kept_tokens and treatment == "keep":
                 treatment = "redact"
             if treatment == "redact":
                 new = self.redact_template.format(label=label, kind=kind)

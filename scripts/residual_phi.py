@@ -20,7 +20,7 @@ id field). For each gold entity:
   overlaps is leaked in place. The JSON also gives the overall figures of the other mode.
 - violation: found and leaked. Each violation gets its causes, from where the string
   occurs in the output: `kept_by_policy` (inside a span of its own label left as it was by
-  design, kind sex or keep: SEXO under pseudonymize), `inside_kept_span` (inside such a
+  design: a label mapped to the kind keep), `inside_kept_span` (inside such a
   span of another label: a kept span that swallowed other PHI), `replacement` (inside or
   across a surrogate), `missed_mention` (unreplaced text over a gold entity: another
   mention of the same string, or the uncovered part of a partly found one) and `elsewhere`
@@ -47,8 +47,8 @@ from wasabi import msg
 
 CAUSES = ("kept_by_policy", "inside_kept_span", "replacement", "missed_mention", "elsewhere")
 MATCHES = ("word", "substring")
-# deid_transform's kinds that leave the text as it is under pseudonymize.
-KEPT_KINDS = ("keep", "sex")
+# deid_transform's kinds that leave the text as it is.
+KEPT_KINDS = ("keep",)
 CAVEATS = [
     "A gold string counts as leaked wherever it occurs in the document's output (exact, "
     "case-sensitive; as a word unless match is substring), so short strings (ages such as "
@@ -56,9 +56,8 @@ CAVEATS = [
     "the causes (elsewhere: text that no gold entity covers).",
     "A gold entity is found when any span of the de-identification overlaps it, even partly; "
     "a partly covered entity whose string is gone is not leaked, though a part of it may be.",
-    "Labels whose kind is kept under pseudonymize (SEXO_SUJETO_ASISTENCIA) are left in the "
-    "text by design: their violations have the cause kept_by_policy; 'not kept by policy' "
-    "counts the violations with any other cause.",
+    "Labels mapped to the kind keep are left in the text by design: their violations have "
+    "the cause kept_by_policy; 'not kept by policy' counts the violations with any other cause.",
 ]
 
 
@@ -124,11 +123,14 @@ def read_spans(path: Path) -> Dict[str, List[Dict]]:
     return spans
 
 
-def _glued(left: str, right: str) -> bool:
+def _glued(left: str, right: str, one_char: bool = False) -> bool:
     """Whether two adjacent characters are inside one word: both digits, or both letters except
-    a lower-case one before an upper-case one ("MartínezNºCol" is two words there)."""
+    a lower-case one before an upper-case one ("MartínezNºCol" is two words there). Around a
+    one-character needle, any two letters or digits are glued ("H" is in neither "pH" nor "H1N1")."""
     if not left or not right:
         return False
+    if one_char:
+        return left.isalnum() and right.isalnum()
     if left.isdigit() and right.isdigit():
         return True
     return left.isalpha() and right.isalpha() and not (left.islower() and right.isupper())
@@ -136,11 +138,14 @@ def _glued(left: str, right: str) -> bool:
 
 def occurrences(text: str, needle: str, match: str = "word") -> List[int]:
     """Start offsets of the (overlapping) occurrences of `needle` in `text`; `word`: only
-    those not glued to the word or number around them ("H" is not in "HTA", "45" not in "145")."""
+    those not glued to the word or number around them ("H" is not in "HTA", "pH" nor "H1N1",
+    "45" not in "145")."""
     found, pos = [], text.find(needle)
+    one_char = len(needle) == 1
     while pos >= 0:
         end = pos + len(needle)
-        if match == "substring" or not (_glued(text[pos - 1 : pos], needle[0]) or _glued(needle[-1], text[end : end + 1])):
+        if match == "substring" or not (_glued(text[pos - 1 : pos], needle[0], one_char)
+                                        or _glued(needle[-1], text[end : end + 1], one_char)):
             found.append(pos)
         pos = text.find(needle, pos + 1)
     return found
