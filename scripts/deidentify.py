@@ -522,7 +522,7 @@ def _print_summary(msg: Printer, summary: Dict[str, Any], output_path: str) -> N
     )
     msg.info(f"{summary['words']:,} words in {summary['seconds']:.1f} s: {summary['words_per_second']:,} words/s")
     if summary["entities"]:
-        msg.table(summary["entities"], header=("label", "entities"), divider=True)
+        msg.table(summary["entities"], header=("label", "entities"), divider=True, max_col=48)
     if summary["failed"]:
         shown = summary["failures"][:20]
         msg.warn(f"{summary['failed']:,} documents failed (no output written for them):")
