@@ -28,7 +28,7 @@ import random
 import re
 import unicodedata
 from datetime import date, timedelta
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from faker import Faker
 from spacy.language import Language
@@ -421,6 +421,23 @@ _PNR_RE = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+ ]?)(\d{3})(\d)$")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 
 
+def word_runs(text: str, max_chars: int = 80) -> Iterator[str]:
+    """Every substring of `text` that starts at the start of a word and ends at the end of
+    one (whitespace runs as one space): "ana garcía, 45" gives "ana", "ana garcía",
+    "ana garcía, 45", "garcía", ..."""
+    text = " ".join(text.split())
+    starts = [m.start() for m in _WORD_START.finditer(text)]
+    ends = [m.end() for m in _WORD_END.finditer(text)]
+    for start in starts:
+        for end in ends:
+            if start < end <= start + max_chars:
+                yield text[start:end]
+
+
+_WORD_START = re.compile(r"(?<!\w)\w")
+_WORD_END = re.compile(r"\w(?!\w)")
+
+
 class Surrogates:
     """Draws the surrogates of one document and remembers them (consistency).
 
@@ -428,7 +445,7 @@ class Surrogates:
     """
 
     def __init__(self, data: LocaleData, rng: random.Random, originals: Sequence[Tuple[str, str]],
-                 max_date_shift: int, max_age_shift: int) -> None:
+                 max_date_shift: int, max_age_shift: int, avoid_strings: AbstractSet[str] = frozenset()) -> None:
         self.data = data
         self.rng = rng
         data.fake.random = rng
@@ -447,6 +464,10 @@ class Surrogates:
         self._avoid_re = re.compile(
             r"(?<!\w)(?:" + "|".join(re.escape(a) for a in sorted(avoid, key=len, reverse=True)) + r")(?!\w)"
         ) if avoid else None
+        # Strings from outside the document that no surrogate may hold either (casefolded,
+        # whitespace runs as one space): the real corpus's PHI when a synthetic corpus is
+        # pseudonymized, so that no drawn name, town or shifted date is a real one.
+        self.avoid_strings = avoid_strings
         self.date_originals = [text for kind, text in originals if kind == "date"]
         self.age_originals = [text for kind, text in originals if kind == "age"]
         self.parts: Dict[str, str] = {}  # name part (casefolded) -> surrogate
@@ -484,9 +505,12 @@ class Surrogates:
         return value if kind in _NAME_KINDS else _match_case(text, value)
 
     def leaks(self, value: str) -> bool:
-        """Whether `value` holds one of the document's originals (see __init__) as a word."""
+        """Whether `value` holds one of the document's originals (see __init__), or one of
+        `avoid_strings`, as a word or run of words."""
         folded = value.casefold()
-        return folded == self._avoid or bool(self._avoid_re and self._avoid_re.search(folded))
+        if folded == self._avoid or (self._avoid_re and self._avoid_re.search(folded)):
+            return True
+        return bool(self.avoid_strings) and any(part in self.avoid_strings for part in word_runs(folded))
 
     def _fresh(self, draw: Callable[[], str], tries: int = 20) -> str:
         """A draw that holds none of the document's originals (the last one after `tries`)."""
@@ -500,6 +524,20 @@ class Surrogates:
     # Names --------------------------------------------------------------
 
     def _name(self, text: str, role: Optional[str] = None) -> str:
+        """Each name part gets its own surrogate (kept for the document); a whole name that
+        comes out as a string to avoid ("Paula Egea Capdevila", a real name) has its newly
+        drawn parts drawn again."""
+        for _ in range(10):
+            before = set(self.parts)
+            value = self._assemble_name(text, role)
+            new = set(self.parts) - before
+            if not new or not self.leaks(value):
+                break
+            for key in new:
+                del self.parts[key]
+        return value
+
+    def _assemble_name(self, text: str, role: Optional[str]) -> str:
         words = list(_WORD.finditer(text))
         if not words:  # no letters: not a name after all, but still replaced
             return self._id_generic(text, detect=False)
@@ -812,7 +850,7 @@ class DeidTransform:
                  default_kind: str = "redact", seed: int = 0, locale: Optional[str] = None,
                  redact_template: str = "[{label}]", max_date_shift: int = 365,
                  max_age_shift: int = 2, rules_key: str = "deid_rules", max_kept_tokens: int = 3,
-                 propagate: bool = True) -> None:
+                 propagate: bool = True, avoid_strings: AbstractSet[str] = frozenset()) -> None:
         if preset not in PRESETS:
             raise ValueError(f"deid_transform: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         self.name = name
@@ -834,6 +872,9 @@ class DeidTransform:
         # of a distinctive word of a found name or institution ("García" of "Ana García"), are
         # replaced too, with the same surrogate.
         self.propagate = propagate
+        # No surrogate may hold one of these (see Surrogates); not part of the factory's
+        # config: pseudonymize_corpus passes the real corpus's PHI strings, in memory only.
+        self.avoid_strings = frozenset(" ".join(s.casefold().split()) for s in avoid_strings)
         bad = {k for k in [default_kind, *self.label_map.values()] if k not in KINDS}
         if bad:
             raise ValueError(f"deid_transform: unknown surrogate kind(s) {sorted(bad)}; choose from {list(KINDS)}")
@@ -925,7 +966,7 @@ class DeidTransform:
                     rng = random.Random(document_seed(self.seed, text))
                     originals = [(self.kind(e.label_), e.text) for e in ents]
                     surrogates = Surrogates(locale_data(self.locale), rng, originals,
-                                            self.max_date_shift, self.max_age_shift)
+                                            self.max_date_shift, self.max_age_shift, self.avoid_strings)
                 new = surrogates.get(kind, original)
             pieces.append(text[pos : ent.start_char])
             out_len += ent.start_char - pos

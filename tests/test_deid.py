@@ -366,3 +366,12 @@ def test_a_bare_age_takes_its_unit_and_goes_with_it():
     out, spans = doc._.deidentified, doc._.deid_spans
     assert [(text[s["start"]:s["end"]], s["source"]) for s in spans] == [("8 días", "ner"), ("8 días", "propagated")]
     assert "8 días" not in out and out.endswith("; 8 mg de hierro.")
+
+
+def test_word_runs_and_strings_to_avoid():
+    from scripts.deid_component import word_runs
+
+    assert list(word_runs("Ana  García, 45")) == ["Ana", "Ana García", "Ana García, 45", "García", "García, 45", "45"]
+    surrogates = Surrogates(locale_data("es_ES"), random.Random(0), [], 365, 2, avoid_strings={"garcía", "12/03/2019"})
+    assert surrogates.leaks("Ana García López") and surrogates.leaks("el 12/03/2019")
+    assert not surrogates.leaks("Ana Garcías") and not surrogates.leaks("112/03/2019")

@@ -1,0 +1,108 @@
+"""Pseudonymizing a machine-annotated synthetic corpus: surrogates in, labels moved with them."""
+import re
+
+import pytest
+import spacy
+import srsly
+from spacy.tokens import DocBin
+
+import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
+from scripts.corpus_readers import CorpusError
+from scripts.pseudonymize_corpus import pseudonymize_corpus
+
+TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
+CHUNKS = [  # (source_id, chunk, text, [(label, string)])
+    ("n1", 0, "Paciente: Ana García López. Sexo: M. Edad: 45 años.",
+     [("NOMBRE_SUJETO_ASISTENCIA", "Ana García López"), ("SEXO_SUJETO_ASISTENCIA", "M"),
+      ("EDAD_SUJETO_ASISTENCIA", "45 años")]),
+    ("n1", 1, "Ingresa el 12/03/2019 en el Hospital Universitario de Getafe; vive en Getafe.",
+     [("FECHAS", "12/03/2019"), ("HOSPITAL", "Hospital Universitario de Getafe"), ("TERRITORIO", "Getafe")]),
+    ("n2", 0, "Remitido por el Dr. Ignacio Ballesteros. NHC: 7984385.",
+     [("NOMBRE_PERSONAL_SANITARIO", "Ignacio Ballesteros"), ("ID_SUJETO_ASISTENCIA", "7984385")]),
+]
+
+
+def make_doc(nlp, source, chunk, text, ents):
+    doc, spans, pos = nlp.make_doc(text), [], 0
+    for label, string in ents:  # in order of the text
+        pos = text.index(string, pos)
+        spans.append(doc.char_span(pos, pos + len(string), label=label))
+        pos += len(string)
+    doc.ents = spans
+    doc.user_data.update({"id": f"{source}#{chunk}", "source_id": source, "chunk": chunk,
+                          "provenance": {"prompt_id": source}})
+    return doc
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    nlp = spacy.blank("es", config=TOKENIZER)
+    folder = tmp_path / "synthetic-r"
+    folder.mkdir()
+    # Chunks out of order in the file: the notes are rebuilt in chunk order.
+    for part, rows in (("train.spacy", [CHUNKS[1], CHUNKS[0]]), ("dev.spacy", [CHUNKS[2]])):
+        docbin = DocBin(store_user_data=True)
+        for row in rows:
+            docbin.add(make_doc(nlp, *row))
+        docbin.to_disk(folder / part)
+    srsly.write_json(folder / "annotate.json", {"input": str(tmp_path / "gen" / "samples.jsonl"), "seed": 0})
+    (tmp_path / "gen").mkdir()
+    srsly.write_json(tmp_path / "gen" / "report.json", {"kept": 2})
+    return nlp, folder
+
+
+def test_surrogates_replace_the_annotated_phi_and_keep_their_labels(corpus, tmp_path):
+    nlp, folder = corpus
+    out = tmp_path / "synthetic-r-pseudo"
+    report = pseudonymize_corpus(nlp, folder, out, seed=1, samples_output=tmp_path / "gen-pseudo" / "samples.jsonl")
+    docs = [*DocBin().from_disk(out / "train.spacy").get_docs(nlp.vocab),
+            *DocBin().from_disk(out / "dev.spacy").get_docs(nlp.vocab)]
+    originals = {s for *_, ents in CHUNKS for label, s in ents if label != "SEXO_SUJETO_ASISTENCIA"}
+    for doc, (source, chunk, _, ents) in zip(docs, [CHUNKS[1], CHUNKS[0], CHUNKS[2]]):
+        assert [e.label_ for e in doc.ents] == [label for label, _ in ents]
+        assert doc.user_data["source_id"] == source and doc.user_data["pseudonymized"] is True
+        for ent in doc.ents:
+            assert ent.text not in originals
+        left = [o for o in originals if re.search(rf"(?<!\w){re.escape(o)}(?!\w)", doc.text)]
+        assert not left, left
+    # Sex has no surrogate: kept as it is, still labelled.
+    assert [e.text for e in docs[1].ents if e.label_ == "SEXO_SUJETO_ASISTENCIA"] == ["M"]
+    done = report["pseudonymized"]
+    assert done["replaced"] == 7 and done["misaligned"] == 0 and done["per_label"]["TERRITORIO"] == 1
+    assert srsly.read_json(out / "annotate.json")["pseudonymized"] == done
+    # The notes for `privacy`: chunks joined in order, one line per note, the generation report beside.
+    notes = list(srsly.read_jsonl(tmp_path / "gen-pseudo" / "samples.jsonl"))
+    assert [n["id"] for n in notes] == ["n1", "n2"] and notes[0]["prompt_id"] == "n1"
+    assert notes[0]["text"] == docs[1].text + " " + docs[0].text
+    assert srsly.read_json(tmp_path / "gen-pseudo" / "report.json") == {"kept": 2}
+
+
+def test_bad_folders_are_named(corpus, tmp_path):
+    nlp, folder = corpus
+    with pytest.raises(CorpusError, match="output folder is the input folder"):
+        pseudonymize_corpus(nlp, folder, folder)
+    (folder / "dev.spacy").unlink()
+    with pytest.raises(CorpusError, match=r"dev\.spacy: no such file"):
+        pseudonymize_corpus(nlp, folder, tmp_path / "out")
+    (folder / "dev.spacy").write_bytes(b"not a docbin")
+    with pytest.raises(CorpusError, match=r"dev\.spacy: not a readable DocBin"):
+        pseudonymize_corpus(nlp, folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_no_surrogate_is_a_real_phi_string(corpus, tmp_path):
+    """With --gold, the surrogates drawn without it (same seed) are real PHI strings now:
+    none of them may come back."""
+    nlp, folder = corpus
+    first = pseudonymize_corpus(nlp, folder, tmp_path / "a", seed=3)
+    drawn = {e.text for doc in DocBin().from_disk(tmp_path / "a" / "train.spacy").get_docs(nlp.vocab)
+             for e in doc.ents if e.label_ in ("NOMBRE_SUJETO_ASISTENCIA", "TERRITORIO", "FECHAS")}
+    gold = DocBin()
+    doc = nlp.make_doc(" ; ".join(sorted(drawn)))
+    doc.ents = [doc.char_span(doc.text.index(t), doc.text.index(t) + len(t), label="X") for t in sorted(drawn)]
+    gold.add(doc)
+    gold.to_disk(tmp_path / "gold.spacy")
+    second = pseudonymize_corpus(nlp, folder, tmp_path / "b", seed=3, gold_path=tmp_path / "gold.spacy")
+    texts = " ".join(d.text for d in DocBin().from_disk(tmp_path / "b" / "train.spacy").get_docs(nlp.vocab))
+    assert [t for t in drawn if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", texts)] == []
+    assert second["pseudonymized"]["gold_strings_avoided"] == len(drawn) and first["pseudonymized"]["gold_strings_avoided"] == 0
