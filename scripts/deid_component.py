@@ -35,11 +35,12 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 MODES = ("redact", "mask", "pseudonymize")
-# What a label turns into under `pseudonymize`. "redact": no surrogate of that kind, redacted
-# under pseudonymize (masked under mask); "mask" and "keep" apply in every mode ("keep": not
-# PHI, left alone).
+# What a label turns into under `pseudonymize`. "redact": no surrogate of that kind (under
+# pseudonymize: `no_surrogate`, redacted by default; masked under mask); "relative": a name
+# if it is one, else (a kinship word: "madre", "hermanos") as "redact"; "mask" and "keep"
+# apply in every mode ("keep": not PHI, left alone).
 KINDS = (
-    "name", "first_name", "last_name", "street", "city", "territory", "country", "hospital",
+    "name", "first_name", "last_name", "relative", "street", "city", "territory", "country", "hospital",
     "organisation", "date", "age", "phone", "email", "id_es_dni", "id_se_personnummer",
     "id_generic", "url", "ip", "profession", "keep", "redact", "mask",
 )
@@ -54,7 +55,8 @@ PRESETS: Dict[str, Dict[str, str]] = {
     "meddocan": {
         "NOMBRE_SUJETO_ASISTENCIA": "name",
         "NOMBRE_PERSONAL_SANITARIO": "name",
-        "FAMILIARES_SUJETO_ASISTENCIA": "name",
+        # "su madre", "hermanos" or a relative's name: see _RELATIONS.
+        "FAMILIARES_SUJETO_ASISTENCIA": "relative",
         "EDAD_SUJETO_ASISTENCIA": "age",
         # No surrogate: a changed sex would contradict the note (organs, pronouns, agreement),
         # so it is redacted in every mode; map it to "keep" to leave it in the text.
@@ -346,6 +348,18 @@ def locale_data(locale: str) -> LocaleData:
 # --------------------------------------------------------------------------
 
 _NAME_KINDS = ("name", "first_name", "last_name")
+# Kinship words: a FAMILIARES span made of these (and particles) names no one.
+_RELATIONS = {
+    "madre", "padre", "padres", "hijo", "hija", "hijos", "hijas", "hermano", "hermana", "hermanos",
+    "hermanas", "familia", "familiares", "familiar", "esposo", "esposa", "marido", "mujer", "abuelo",
+    "abuela", "abuelos", "abuelas", "tío", "tía", "tíos", "tías", "primo", "prima", "primos", "primas",
+    "sobrino", "sobrina", "sobrinos", "nieto", "nieta", "nietos", "pareja", "cónyuge", "suegro", "suegra",
+    "cuñado", "cuñada", "gemelo", "gemela", "gemelos", "mamá", "papá", "progenitores", "bisabuelo",
+    "bisabuela", "hermanastro", "hermanastra", "novio", "novia", "su", "sus", "materno", "materna",
+    "paterno", "paterna", "mor", "far", "mamma", "pappa", "son", "dotter", "bror", "syster", "make",
+    "maka", "fru", "sambo", "barn", "föräldrar", "mormor", "morfar", "farmor", "farfar", "syskon",
+    "mother", "father", "parents", "daughter", "brother", "sister", "wife", "husband",
+}
 # Units after an age ("8 días", "3 månader").
 _AGE_UNITS = {
     "años", "año", "meses", "mes", "semanas", "semana", "días", "día", "dias", "dia", "horas",
@@ -355,8 +369,8 @@ _AGE_UNITS = {
 _PROSE_WORD = re.compile(r"(?<![\w.@/:-])[^\W\d_]+(?![\w@/-]|\.\w)")
 # Kinds whose distinctive words (not generic_words) identify on their own: no surrogate may
 # bring one back, and (name, hospital, organisation) their other mentions are replaced too.
-_PART_KINDS = (*_NAME_KINDS, "street", "city", "territory", "country", "hospital", "organisation")
-_PROPAGATED_PART_KINDS = (*_NAME_KINDS, "hospital", "organisation")
+_PART_KINDS = (*_NAME_KINDS, "relative", "street", "city", "territory", "country", "hospital", "organisation")
+_PROPAGATED_PART_KINDS = (*_NAME_KINDS, "relative", "hospital", "organisation")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _PARTICLES = {"de", "del", "la", "las", "los", "y", "i", "da", "van", "von", "der", "af", "el"}
 _TITLES = {"dr", "dra", "sr", "sra", "srta", "don", "doña", "dña", "prof", "doktor", "syster"}
@@ -379,6 +393,22 @@ _GENERIC_PLACE_WORDS = {
         "lasarettet", "vårdcentral", "vårdcentralen", "avdelning", "avd", "i", "och",
     },
 }
+# Street types as written before a street's name ("C/ ", "Avda. de ", "Storgatan" has none).
+_STREET_TYPE = re.compile(
+    r"(?i)\s*(?:c/|c\.|calle|avda\.?|avd\.?|av\.?|avenida|paseo|p[ºo]\.?|plaza|pza\.?|pl\.?|ctra\.?|"
+    r"carretera|travesía|trav\.?|camino|ronda|glorieta|rambla|vía|via|vial|urbanización|urb\.?|"
+    r"callejón|pasaje|pje\.?|passeig|carrer|rúa|rua|cuesta|bulevar|polígono|pol\.?|acceso|alameda|"
+    r"cañada|pasadizo)(?:\s+|(?<=[/.]))(?:(?:de las|de los|de la|del|de|d')\s+)?"
+)
+# A street's name, then the rest: its number, "s/n", floor and door.
+_STREET_TAIL = re.compile(r"(.*?)(?=[\s,]*(?:\d|s/n|S/N|n[º°o]\.?\s|núm|$))", re.S)
+# Words of a street's number part: floor, door, "s/n" (Spanish, Swedish).
+_STREET_TAIL_WORDS = {
+    "nº", "núm", "num", "bajo", "bajos", "izda", "izq", "izquierda", "dcha", "der", "derecha", "piso",
+    "puerta", "pta", "esc", "escalera", "portal", "bloque", "blq", "local", "ático", "entlo",
+    "entresuelo", "principal", "pral", "urb", "apto", "dpto", "planta", "lgh", "vån", "nb",
+}
+_LONE_LETTER = re.compile(r"([sS]/[nN])|(?<![^\W\d_])[A-Za-z](?![^\W\d_])")
 _ORG_HEAD = re.compile(
     r"(?i)(ayuntamiento|universidad|colegio|instituto|residencia|fundación|asociación|escuela|"
     r"consejería|diputación|juzgado|policía|guardia civil)\b"
@@ -460,7 +490,7 @@ class Surrogates:
         for kind, text in originals:
             if kind in _PART_KINDS:
                 avoid.update(w.casefold() for w in _WORD.findall(text)
-                             if len(w) > 2 and w.casefold() not in data.generic_words | _NOT_NAMES)
+                             if len(w) > 2 and w.casefold() not in data.generic_words | _NOT_NAMES | _STREET_TAIL_WORDS)
         self._avoid_re = re.compile(
             r"(?<!\w)(?:" + "|".join(re.escape(a) for a in sorted(avoid, key=len, reverse=True)) + r")(?!\w)"
         ) if avoid else None
@@ -636,10 +666,26 @@ class Surrogates:
         return self._fresh(self.data.fake.country)
 
     def _street(self, text: str) -> str:
-        name = self._fresh(self.data.fake.street_name)
-        if re.search(r"\d", text):
-            name += f" {self.rng.randint(1, 150)}"
-        return name
+        """The original's form kept: its street type as written ("C/", "Avda. de"), a drawn
+        street name, and its number part with the digits drawn ("3, 2º A", "s/n")."""
+        head = _STREET_TYPE.match(text)
+        head_text = head.group() if head else ""
+        tail = text[_STREET_TAIL.match(text, len(head_text)).end(1):]
+        if any(len(w) > 2 and w.casefold() not in _STREET_TAIL_WORDS for w in _WORD.findall(tail)):
+            # More than a number, floor and door: a span that ran on over a town or more
+            # text. None of it stays; a number does.
+            head_text, tail = "", f" {self.rng.randint(1, 150)}" if re.search(r"\d", text) else ""
+
+        def draw() -> str:
+            name = self.data.fake.street_name()
+            if head_text:  # the drawn name without its own street type
+                name = name[len(m.group()):] if (m := _STREET_TYPE.match(name)) else name
+            # Digits drawn; single letters (door "B") drawn, but not those of "s/n".
+            rest = _LONE_LETTER.sub(lambda m: m.group() if m.group(1) else _match_case(
+                m.group(), chr(65 + self.rng.randint(0, 25))), _random_digits_like(tail, self.rng))
+            return f"{head_text}{name}{rest}"
+
+        return self._fresh(draw)
 
     def _hospital(self, text: str) -> str:
         fake, rng, folded = self.data.fake, self.rng, text.casefold()
@@ -850,7 +896,8 @@ class DeidTransform:
                  default_kind: str = "redact", seed: int = 0, locale: Optional[str] = None,
                  redact_template: str = "[{label}]", max_date_shift: int = 365,
                  max_age_shift: int = 2, rules_key: str = "deid_rules", max_kept_tokens: int = 3,
-                 propagate: bool = True, avoid_strings: AbstractSet[str] = frozenset()) -> None:
+                 propagate: bool = True, no_surrogate: str = "redact",
+                 avoid_strings: AbstractSet[str] = frozenset()) -> None:
         if preset not in PRESETS:
             raise ValueError(f"deid_transform: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         self.name = name
@@ -872,6 +919,11 @@ class DeidTransform:
         # of a distinctive word of a found name or institution ("García" of "Ana García"), are
         # replaced too, with the same surrogate.
         self.propagate = propagate
+        # What pseudonymize does with values that have no surrogate (sex, kinship words, free
+        # text): "redact", or "keep" (a training corpus, where a placeholder teaches nothing).
+        if no_surrogate not in ("redact", "keep"):
+            raise ValueError(f"deid_transform: no_surrogate must be 'redact' or 'keep', not {no_surrogate!r}")
+        self.no_surrogate = no_surrogate
         # No surrogate may hold one of these (see Surrogates); not part of the factory's
         # config: pseudonymize_corpus passes the real corpus's PHI strings, in memory only.
         self.avoid_strings = frozenset(" ".join(s.casefold().split()) for s in avoid_strings)
@@ -952,7 +1004,15 @@ class DeidTransform:
         for ent in ents:
             label, original = ent.label_, ent.text
             kind = self.kind(label)
-            treatment = kind if kind in ("keep", "mask") else "redact" if (kind, self._mode) == ("redact", "pseudonymize") else self._mode
+            if kind == "relative":
+                words = [w.casefold() for w in _WORD.findall(original)]
+                kind = "redact" if all(w in _RELATIONS or w in _PARTICLES for w in words) else "name"
+            if kind in ("keep", "mask"):
+                treatment = kind
+            elif (kind, self._mode) == ("redact", "pseudonymize"):
+                treatment = self.no_surrogate
+            else:
+                treatment = self._mode
             if len(ent) > self.max_kept_tokens and treatment == "keep":
                 treatment = "redact"
             if treatment == "redact":
@@ -1003,13 +1063,14 @@ class DeidTransform:
         "rules_key": "deid_rules",
         "max_kept_tokens": 3,
         "propagate": True,
+        "no_surrogate": "redact",
     },
 )
 def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, preset: str,
                         label_map: Dict[str, str], default_kind: str, seed: int,
                         locale: Optional[str], redact_template: str, max_date_shift: int,
                         max_age_shift: int, rules_key: str, max_kept_tokens: int,
-                        propagate: bool) -> DeidTransform:
+                        propagate: bool, no_surrogate: str) -> DeidTransform:
     """De-identify `doc.ents` (see the module docstring).
 
     mode: redact | mask | pseudonymize. preset: meddocan | swedish_ner | stockholm_epr | auto
@@ -1020,4 +1081,4 @@ def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, pre
                          label_map=label_map, default_kind=default_kind, seed=seed, locale=locale,
                          redact_template=redact_template, max_date_shift=max_date_shift,
                          max_age_shift=max_age_shift, rules_key=rules_key,
-                         max_kept_tokens=max_kept_tokens, propagate=propagate)
+                         max_kept_tokens=max_kept_tokens, propagate=propagate, no_surrogate=no_surrogate)

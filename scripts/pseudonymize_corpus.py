@@ -7,11 +7,12 @@ span of the annotated corpus with a Faker surrogate of the same kind (consistent
 chunk, dates shifted by one offset, IDs in a valid format) and the entity labels move with
 the text: the corpus trains the same way, and no longer holds the strings the annotator
 found. Other mentions of a found string are replaced and labelled too (`propagate`). With
-`--gold` (the real training DocBin), no surrogate may be one of the real corpus's PHI
-strings either (a drawn name, town or shifted date that happens to be a real one): those
-strings are read into memory for the check, never printed or written.
-Labels that have no surrogate kind (sex, OTROS, MISC: `redact` under pseudonymize) keep
-their text, as a placeholder would be a poor training example. What the annotator missed
+`--gold` (the real training DocBin), no surrogate may be one of the real corpus's
+identifying PHI strings either (a drawn name, town or shifted date that happens to be a real
+one; identifying as `privacy` counts it): those strings are read into memory for the check,
+never printed or written.
+Values that have no surrogate (sex, kinship words, OTROS, MISC: redacted by the product)
+keep their text (`no_surrogate="keep"`), as a placeholder would be a poor training example. What the annotator missed
 stays: `privacy` on the written notes measures what is left.
 
 Input: a synthetic corpus folder as `annotate` writes it (train.spacy, dev.spacy,
@@ -42,27 +43,26 @@ import scripts.functions  # noqa: F401  (registers the project's tokenizer)
 from scripts.annotate import compare_labels, corpus_stats
 from scripts.cli_util import load_pipeline
 from scripts.corpus_readers import CorpusError
-from scripts.deid_component import PRESETS, DeidTransform
+from scripts.deid_component import DeidTransform
+from scripts.privacy import PhiIndex, read_gold
 from scripts.make_docs import count_words
 
 PARTS = ("train.spacy", "dev.spacy")
 
 
-def corpus_transform(lang: str, labels: Iterable[str], seed: int,
-                     avoid_strings: AbstractSet[str] = frozenset()) -> DeidTransform:
-    """deid_transform for a training corpus: pseudonymize, and keep the labels without a
-    surrogate kind (their values are not identifying or have no sensible stand-in)."""
-    probe = DeidTransform("deid_transform", lang)
-    keep = {label: "keep" for label in labels if probe.kind(label) in ("redact", "mask")}
-    return DeidTransform("deid_transform", lang, mode="pseudonymize", label_map=keep, seed=seed,
-                         rules_key="", avoid_strings=avoid_strings)
+def corpus_transform(lang: str, seed: int, avoid_strings: AbstractSet[str] = frozenset()) -> DeidTransform:
+    """deid_transform for a training corpus: pseudonymize, and keep the values that have no
+    surrogate (sex, kinship words, free text: a placeholder would teach nothing)."""
+    return DeidTransform("deid_transform", lang, mode="pseudonymize", seed=seed, rules_key="",
+                         no_surrogate="keep", avoid_strings=avoid_strings)
 
 
-def gold_phi_strings(nlp: Language, path: Path) -> Set[str]:
-    """The entity strings of a gold DocBin (the real PHI no surrogate may repeat)."""
-    if not Path(path).is_file():
-        raise CorpusError(f"{path}: no such file (expected the gold DocBin)")
-    return {ent.text for doc in DocBin().from_disk(path).get_docs(nlp.vocab) for ent in doc.ents}
+def identifying_gold_strings(path: Path, max_gold_docs: int = 1) -> Set[str]:
+    """The identifying PHI strings of a gold DocBin, as `privacy` counts them (annotated in at
+    most `max_gold_docs` documents, 3+ characters). Common values ("Madrid", "España") are
+    not among them: a corpus without them would teach the model to miss them."""
+    index = PhiIndex(read_gold(path), max_gold_docs=max_gold_docs)
+    return {index.strings[i] for i in index.identifying}
 
 
 def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc) -> Tuple[Doc, Counter]:
@@ -80,7 +80,7 @@ def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc) -> Tuple
             counts["misaligned"] += 1
             continue
         ents.append(ent)
-        if span["kind"] != "keep":
+        if span["replacement"] != doc.text[span["start"]:span["end"]]:  # not a value kept as it is
             counts[span["label"]] += 1
             counts["propagated"] += span["source"] == "propagated"
     new.ents = ents
@@ -110,7 +110,7 @@ def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
 
 def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: int = 0,
                         samples_output: Optional[Path] = None, gold_path: Optional[Path] = None,
-                        progress: bool = False) -> Dict:
+                        max_gold_docs: int = 1, progress: bool = False) -> Dict:
     """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`; the report."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if input_dir.resolve() == output_dir.resolve():
@@ -120,7 +120,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         raise CorpusError(f"{', '.join(missing)}: no such file (expected annotate's output)")
     source_report = input_dir / "annotate.json"
     annotated = srsly.read_json(source_report) if source_report.is_file() else {}
-    avoid = gold_phi_strings(nlp, gold_path) if gold_path is not None else set()
+    avoid = identifying_gold_strings(gold_path, max_gold_docs) if gold_path is not None else set()
     start = time.perf_counter()
     counts: Counter = Counter()
     written: Dict[str, List[Doc]] = {}
@@ -129,8 +129,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
             docs = list(DocBin().from_disk(input_dir / part).get_docs(nlp.vocab))
         except Exception as err:  # a truncated or foreign file
             raise CorpusError(f"{input_dir / part}: not a readable DocBin ({type(err).__name__}: {err})") from None
-        labels = {ent.label_ for doc in docs for ent in doc.ents}
-        transform = corpus_transform(nlp.lang, labels, seed, avoid)
+        transform = corpus_transform(nlp.lang, seed, avoid)
         out = []
         for doc, doc_counts in pseudonymize_docbin(nlp, transform, docs, progress, desc=part):
             counts.update(doc_counts)
@@ -159,7 +158,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         "per_label": compare_labels(synthetic, annotated.get("gold"), ()),
         "pseudonymized": {
             "from": str(input_dir), "seed": seed, "gold_avoided": str(gold_path) if gold_path else None,
-            "gold_strings_avoided": len(avoid), "replaced": sum(per_label.values()),
+            "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(avoid), "replaced": sum(per_label.values()),
             "propagated": counts["propagated"], "misaligned": counts["misaligned"],
             "per_label": dict(Counter(per_label).most_common()),
             "seconds": round(time.perf_counter() - start, 2),
@@ -181,14 +180,16 @@ def main(
     input_dir: Path = typer.Argument(..., help="Synthetic corpus folder written by annotate (train.spacy, dev.spacy)"),
     output_dir: Path = typer.Argument(..., help="Folder for the pseudonymized train.spacy, dev.spacy and annotate.json"),
     samples_output: Optional[Path] = typer.Option(None, "--samples-output", help="Also write the pseudonymized notes as JSONL here (for privacy)"),
-    gold_path: Optional[Path] = typer.Option(None, "--gold", help="Real training DocBin: no surrogate may be one of its PHI strings"),
+    gold_path: Optional[Path] = typer.Option(None, "--gold", help="Real training DocBin: no surrogate may be one of its identifying PHI strings"),
+    max_gold_docs: int = typer.Option(1, "--max-gold-docs", help="Identifying: annotated in at most this many gold documents (as privacy)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the surrogates"),
     code: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with registered functions the pipeline needs"),
 ):
     """Replace the annotated PHI of a synthetic corpus with surrogates; labels follow the text."""
     nlp = load_pipeline(model, code)
     try:
-        report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_path, progress=True)
+        report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_path, max_gold_docs,
+                                     progress=True)
     except CorpusError as err:
         msg.fail(str(err), exits=1)
     done = report["pseudonymized"]

@@ -375,3 +375,37 @@ def test_word_runs_and_strings_to_avoid():
     surrogates = Surrogates(locale_data("es_ES"), random.Random(0), [], 365, 2, avoid_strings={"garcía", "12/03/2019"})
     assert surrogates.leaks("Ana García López") and surrogates.leaks("el 12/03/2019")
     assert not surrogates.leaks("Ana Garcías") and not surrogates.leaks("112/03/2019")
+
+
+def test_kinship_words_have_no_surrogate_but_relatives_names_do():
+    text = "Su madre y su hermana Lucía viven en casa."
+    nlp = spacy.blank("es", config=TOKENIZER)
+    nlp.add_pipe("deid_transform", config={"rules_key": "none", "seed": 2})
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(3, 8, label="FAMILIARES_SUJETO_ASISTENCIA"),
+                doc.char_span(22, 27, label="FAMILIARES_SUJETO_ASISTENCIA")]
+    out = nlp.get_pipe("deid_transform")(doc)._.deidentified
+    assert out.startswith("Su [FAMILIARES_SUJETO_ASISTENCIA] y su hermana ") and "Lucía" not in out
+    assert "[" not in out.split("hermana ")[1]  # a name for the name
+    nlp.get_pipe("deid_transform").no_surrogate = "keep"  # a training corpus: kept as it is
+    assert nlp.get_pipe("deid_transform")(doc)._.deidentified.startswith("Su madre y su hermana ")
+    with pytest.raises(ValueError, match="no_surrogate"):
+        ruler_pipeline("es", [], no_surrogate="hide")
+
+
+def test_street_surrogates_keep_the_form_of_the_original():
+    surrogates = Surrogates(locale_data("es_ES"), random.Random(0), [], 365, 2)
+    for original, form in [("C/ Irunlarrea, 3", r"C/ \D+, \d"), ("Avda. de França, s/n", r"Avda\. de \D+, s/n"),
+                           ("Paseo de la Castellana, 261", r"Paseo de la \D+, \d{3}"),
+                           ("Av. puerta de hierro 66, 2 D", r"Av\. \D+ \d+, \d [A-Z]")]:
+        new = surrogates.get("street", original)
+        assert re.fullmatch(form, new) and new != original, (original, new)
+    # Floor and door: digits and the door letter drawn, "º", "izda" and "s/n" kept; a span that
+    # ran on over a town keeps none of it.
+    assert re.fullmatch(r"Calle \D+ \d, \dº izda", surrogates.get("street", "Calle Mayor 5, 2º izda"))
+    assert "Albacete" not in surrogates.get("street", "Calle Ginzo de limia 56, 1D Albacete")
+    # "Bajo" of the original's number part is no distinctive word: kept, and the name drawn
+    # still avoids the note's other originals.
+    surrogates = Surrogates(locale_data("es_ES"), random.Random(0), [("street", "Paseo Miguel Galvan, 35, Bajo A"), ("country", "España")], 365, 2)
+    new = surrogates.get("street", "Paseo Miguel Galvan, 35, Bajo A")
+    assert re.fullmatch(r"Paseo \D+, \d\d, Bajo [A-Z]", new) and not surrogates.leaks(new)
