@@ -56,6 +56,15 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     again = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides],
                            capture_output=True, text=True, cwd=project)
     assert again.returncode == 0 and "Skipping 'train'" in again.stdout
+    # The corpus to share: its PHI replaced, then measured like any run.
+    for command, run in (("pseudonymize-synthetic", "default"), ("privacy", "default-pseudo")):
+        done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command, str(project), *overrides,
+                               f"--vars.synth_run={run}", "--vars.adapter_run=default"],
+                              capture_output=True, text=True, cwd=project)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    pseudo = srsly.read_json(project / "corpus/demo-es/synthetic-default-pseudo/annotate.json")["pseudonymized"]
+    assert pseudo["gold_strings_avoided"] > 0 and pseudo["misaligned"] == 0
+    assert "phi" in srsly.read_json(project / "metrics/demo-es/privacy-default-pseudo.json")
 
 
 def test_every_dep_and_output_is_one_path():
