@@ -105,7 +105,7 @@ def ner_alone(model: str, docbin: Path, repeat: int = 1, ids: Optional[set] = No
     nlp = spacy.load(model, exclude=list(DEID_PIPES))
     corpus = Corpus(docbin)
 
-    def examples() -> list:
+    def examples() -> list:  # read anew for each pass: every pass gets fresh, unprocessed Docs
         egs = list(corpus(nlp))
         chosen = [eg for eg in egs if ids is None or eg.reference.user_data.get("id") in ids]
         return chosen or egs[: len(ids or ())]  # a DocBin without ids: its first documents

@@ -369,8 +369,8 @@ _AGE_UNITS = {
 _PROSE_WORD = re.compile(r"(?<![\w.@/:-])[^\W\d_]+(?![\w@/-]|\.\w)")
 # Kinds whose distinctive words (not generic_words) identify on their own: no surrogate may
 # bring one back, and (name, hospital, organisation) their other mentions are replaced too.
-_PART_KINDS = (*_NAME_KINDS, "relative", "street", "city", "territory", "country", "hospital", "organisation")
-_PROPAGATED_PART_KINDS = (*_NAME_KINDS, "relative", "hospital", "organisation")
+_PART_KINDS = (*_NAME_KINDS, "street", "city", "territory", "country", "hospital", "organisation")
+_PROPAGATED_PART_KINDS = (*_NAME_KINDS, "hospital", "organisation")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _PARTICLES = {"de", "del", "la", "las", "los", "y", "i", "da", "van", "von", "der", "af", "el"}
 _TITLES = {"dr", "dra", "sr", "sra", "srta", "don", "doña", "dña", "prof", "doktor", "syster"}
@@ -451,6 +451,10 @@ _PNR_RE = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+ ]?)(\d{3})(\d)$")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 
 
+_WORD_START = re.compile(r"(?<!\w)\w")
+_WORD_END = re.compile(r"\w(?!\w)")
+
+
 def word_runs(text: str, max_chars: int = 80) -> Iterator[str]:
     """Every substring of `text` that starts at the start of a word and ends at the end of
     one (whitespace runs as one space): "ana garcía, 45" gives "ana", "ana garcía",
@@ -462,10 +466,6 @@ def word_runs(text: str, max_chars: int = 80) -> Iterator[str]:
         for end in ends:
             if start < end <= start + max_chars:
                 yield text[start:end]
-
-
-_WORD_START = re.compile(r"(?<!\w)\w")
-_WORD_END = re.compile(r"\w(?!\w)")
 
 
 class Surrogates:
@@ -946,6 +946,15 @@ class DeidTransform:
     def kind(self, label: str) -> str:
         return self.label_map.get(label, self.default_kind)
 
+    def kind_of(self, ent: Span) -> str:
+        """An entity's kind: its label's, with "relative" settled on its text (kinship words
+        only: "redact"; else a name)."""
+        kind = self.kind(ent.label_)
+        if kind == "relative":
+            words = [w.casefold() for w in _WORD.findall(ent.text)]
+            kind = "redact" if all(w in _RELATIONS or w in _PARTICLES for w in words) else "name"
+        return kind
+
     def with_age_units(self, doc: Doc) -> List[Span]:
         """doc.ents, with an age that is a bare number followed by its unit ("8" of "8 días")
         extended over the unit: the whole string is then replaced, and propagated."""
@@ -962,10 +971,10 @@ class DeidTransform:
         their strings of at least 4 characters (kinds that are replaced) and of the
         capitalised words of their names and institutions that the note never writes in
         lower case (so "Paciente" of a wrong "Paciente Juan" stays)."""
-        strings = {e.text: e.label_ for e in ents if len(e.text) >= 4 and self.kind(e.label_) != "keep"}
+        strings = {e.text: e.label_ for e in ents if len(e.text) >= 4 and self.kind_of(e) != "keep"}
         parts = {}
         for e in ents:
-            if self.kind(e.label_) in _PROPAGATED_PART_KINDS:
+            if self.kind_of(e) in _PROPAGATED_PART_KINDS:
                 for word in _WORD.findall(e.text):
                     if len(word) >= 4 and word[0].isupper() and not word.isupper() and word.casefold() not in _NOT_NAMES:
                         parts.setdefault(word, e.label_)
@@ -1003,10 +1012,7 @@ class DeidTransform:
         pos = out_len = 0
         for ent in ents:
             label, original = ent.label_, ent.text
-            kind = self.kind(label)
-            if kind == "relative":
-                words = [w.casefold() for w in _WORD.findall(original)]
-                kind = "redact" if all(w in _RELATIONS or w in _PARTICLES for w in words) else "name"
+            kind = self.kind_of(ent)
             if kind in ("keep", "mask"):
                 treatment = kind
             elif (kind, self._mode) == ("redact", "pseudonymize"):
@@ -1024,7 +1030,7 @@ class DeidTransform:
             else:
                 if surrogates is None:
                     rng = random.Random(document_seed(self.seed, text))
-                    originals = [(self.kind(e.label_), e.text) for e in ents]
+                    originals = [(self.kind_of(e), e.text) for e in ents]
                     surrogates = Surrogates(locale_data(self.locale), rng, originals,
                                             self.max_date_shift, self.max_age_shift, self.avoid_strings)
                 new = surrogates.get(kind, original)

@@ -72,6 +72,8 @@ def prepare_pipeline(nlp: Language, mode: Optional[str] = None, rules: bool = Tr
     """Add deid_rules and deid_transform when the pipeline lacks them; set mode and seed.
     rule_names: the rules deid_rules runs (e.g. those scripts/rules_effect.py found to help)."""
     ensure_registered()
+    if rule_names is not None and "deid_rules" in nlp.pipe_names:
+        raise ValueError("the pipeline has deid_rules already: its rules are in its config ([components.deid_rules])")
     if "deid_transform" not in nlp.pipe_names:
         if rules and "deid_rules" not in nlp.pipe_names:
             nlp.add_pipe("deid_rules", config={} if rule_names is None else {"rules": list(rule_names)})

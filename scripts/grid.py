@@ -63,7 +63,8 @@ from wasabi import msg
 
 import scripts.functions  # noqa: F401  (registers the project's tokenizer)
 from scripts.adapt import AdaptError, adapt, documents_hash, select_documents
-from scripts.annotate import annotate
+from scripts.annotate import annotate, read_synthetic, write_docbin
+from scripts.cli_util import load_pipeline
 from scripts.causal_lm import DEFAULT_BASE
 from scripts.corpus_readers import CorpusError
 from scripts.evaluate import evaluate
@@ -161,17 +162,19 @@ class Cache:
         """fn(folder) does the work into the folder and returns the figures to keep.
 
         Returns result.json ({"key", "folder", "seconds", **figures})."""
-        settings = {"step": step, **settings}
+        # As settings.json will read back (srsly keeps 9 decimals of a float).
+        settings = srsly.json_loads(srsly.json_dumps({"step": step, **settings}))
         key = short_hash(settings)
         folder = self.root / step / key
         done, written = folder / "result.json", folder / "settings.json"
         entry = {"step": step, "key": key, "what": what}
-        if done.exists() and written.exists() and srsly.read_json(written) == settings:
+        stored = srsly.read_json(written) if written.exists() else None
+        if done.exists() and stored == settings:
             self.log.append({**entry, "action": "skipped"})
             if not self.silent:
                 msg.text(f"  {step} {what}: done with the same settings, skipped → {folder}")
             return srsly.read_json(done)
-        if written.exists() and srsly.read_json(written) != settings:
+        if stored is not None and stored != settings:
             raise GridError(f"{folder}: holds other settings than its key says; delete the folder")
         folder.mkdir(parents=True, exist_ok=True)
         srsly.write_json(written, settings)
@@ -195,9 +198,7 @@ def subset_step(cache: Cache, grid: Dict, fraction: float) -> Dict:
     def run(folder: Path) -> Dict:
         docs = list(DocBin(store_user_data=True).from_disk(grid["train"]).get_docs(spacy.blank("xx").vocab))
         chosen = select_documents(len(docs), fraction, DATA_SEED)
-        docbin = DocBin(store_user_data=True, docs=[docs[i] for i in chosen])
-        docbin.to_disk(folder / "train.spacy.tmp")
-        (folder / "train.spacy.tmp").replace(folder / "train.spacy")
+        write_docbin(DocBin(store_user_data=True, docs=[docs[i] for i in chosen]), folder / "train.spacy")
         ids = [str(docs[i].user_data.get("id", i)) for i in chosen]
         return {"path": str(folder / "train.spacy"), "documents": len(chosen), "of": len(docs),
                 "documents_hash": documents_hash(ids)}
@@ -268,7 +269,7 @@ def privacy_step(cache: Cache, grid: Dict, cell: Dict, synthetic: Dict) -> Dict:
         all_docs = read_gold(grid["train"])
         chosen = select_documents(len(all_docs), cell["fraction"], DATA_SEED) or range(len(all_docs))
         real = [all_docs[i] for i in chosen]
-        synth = [r["text"] for r in srsly.read_jsonl(synthetic["samples"])]
+        synth = [record["text"] for _, record in read_synthetic(Path(synthetic["samples"]))]
         ngram = ngram_recall([d.text for d in real], synth, 5)
         phi = phi_reproduction(real, synth, index=PhiIndex(real, 3, 1, frequency_docs=all_docs))["total"]
         return {"ngram_recall": ngram["recall"], "copy_rate": ngram["copy_rate"], "real_documents": len(real),
@@ -330,9 +331,7 @@ def annotate_step(cache: Cache, grid: Dict, cell: Dict, synthetic: Dict, annotat
                 "device": "gpu" if grid["gpu_id"] >= 0 else "cpu"}
 
     def run(folder: Path) -> Dict:
-        if grid["gpu_id"] >= 0:
-            spacy.require_gpu(grid["gpu_id"])
-        report = annotate(spacy.load(annotator["path"]), Path(synthetic["samples"]), folder / "train.spacy",
+        report = annotate(load_pipeline(annotator["path"], gpu_id=grid["gpu_id"]), Path(synthetic["samples"]), folder / "train.spacy",
                           max_words=grid["max_words"], n_process=grid["n_process"], gold_path=grid["train"],
                           dev_output=folder / "dev.spacy", dev_share=0.1, seed=cell["seed"])
         srsly.write_json(folder / "annotate.json", report)

@@ -30,7 +30,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import AbstractSet, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Optional, Set, Tuple
 
 import srsly
 import typer
@@ -45,7 +45,6 @@ from scripts.cli_util import load_pipeline
 from scripts.corpus_readers import CorpusError
 from scripts.deid_component import DeidTransform
 from scripts.privacy import PhiIndex, read_gold
-from scripts.make_docs import count_words
 
 PARTS = ("train.spacy", "dev.spacy")
 
@@ -89,12 +88,6 @@ def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc) -> Tuple
     return new, counts
 
 
-def pseudonymize_docbin(nlp: Language, transform: DeidTransform, docs: Iterable[Doc], progress: bool = False,
-                        desc: str = "") -> Iterator[Tuple[Doc, Counter]]:
-    for doc in tqdm(docs, desc=desc, unit=" chunks", disable=not progress):
-        yield pseudonymize_doc(nlp, transform, doc)
-
-
 def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
     """One record per synthetic note: its chunks' texts joined in chunk order (annotate's
     user_data: source_id, chunk), with the note's provenance."""
@@ -121,6 +114,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     source_report = input_dir / "annotate.json"
     annotated = srsly.read_json(source_report) if source_report.is_file() else {}
     avoid = identifying_gold_strings(gold_path, max_gold_docs) if gold_path is not None else set()
+    transform = corpus_transform(nlp.lang, seed, avoid)
     start = time.perf_counter()
     counts: Counter = Counter()
     written: Dict[str, List[Doc]] = {}
@@ -129,11 +123,11 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
             docs = list(DocBin().from_disk(input_dir / part).get_docs(nlp.vocab))
         except Exception as err:  # a truncated or foreign file
             raise CorpusError(f"{input_dir / part}: not a readable DocBin ({type(err).__name__}: {err})") from None
-        transform = corpus_transform(nlp.lang, seed, avoid)
         out = []
-        for doc, doc_counts in pseudonymize_docbin(nlp, transform, docs, progress, desc=part):
+        for doc in tqdm(docs, desc=part, unit=" chunks", disable=not progress):
+            new, doc_counts = pseudonymize_doc(nlp, transform, doc)
             counts.update(doc_counts)
-            out.append(doc)
+            out.append(new)
         written[part] = out
     output_dir.mkdir(parents=True, exist_ok=True)
     for part, docs in written.items():
@@ -152,7 +146,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         "dev_output": str(output_dir / PARTS[1]),
         "chunks": len(all_docs),
         "tokens": sum(len(doc) for doc in all_docs),
-        "words": sum(count_words(doc) for doc in all_docs),
+        "words": synthetic["words"],
         "entities": synthetic["entities"],
         "synthetic": synthetic,
         "per_label": compare_labels(synthetic, annotated.get("gold"), ()),

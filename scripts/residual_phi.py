@@ -42,8 +42,10 @@ from typing import Annotated, Dict, Iterable, List, NamedTuple, Optional, Sequen
 
 import spacy
 import typer
-from spacy.tokens import DocBin
 from wasabi import msg
+
+from scripts.corpus_readers import CorpusError, Problems, read_brat
+from scripts.evaluate import read_docbin
 
 CAUSES = ("kept_by_policy", "inside_kept_span", "replacement", "missed_mention", "elsewhere")
 MATCHES = ("word", "substring")
@@ -73,19 +75,16 @@ def _key(doc_id: str) -> str:
 
 
 def read_gold(path: Path) -> List[GoldDoc]:
-    """Gold documents of a DocBin (.spacy) or a BRAT folder, sorted by id."""
+    """Gold documents of a DocBin (.spacy) or a BRAT folder, sorted by id. CorpusError or
+    ValueError naming the file when it can't be read."""
     path = Path(path)
     if path.is_dir():
-        from scripts.corpus_readers import Problems, read_brat
-
         docs = [GoldDoc(r.id, r.text, sorted((s.start, s.end, s.label) for s in r.spans))
                 for r in read_brat(path, Problems())]
     else:
-        nlp = spacy.blank("xx")
-        docs = []
-        for i, doc in enumerate(DocBin().from_disk(path).get_docs(nlp.vocab)):
-            doc_id = str(doc.user_data.get("id", i))
-            docs.append(GoldDoc(doc_id, doc.text, [(e.start_char, e.end_char, e.label_) for e in doc.ents]))
+        docs = [GoldDoc(str(doc.user_data.get("id", i)), doc.text,
+                        [(e.start_char, e.end_char, e.label_) for e in doc.ents])
+                for i, doc in enumerate(read_docbin(path, spacy.blank("xx")))]
     return sorted(docs, key=lambda d: d.id)
 
 
@@ -311,7 +310,10 @@ def main(
     """Check that every found gold PHI string is gone from the de-identified output; report the residual share."""
     if match not in MATCHES:
         msg.fail(f"Unknown --match {match!r}: choose word or substring", exits=1)
-    gold_docs = read_gold(gold)
+    try:
+        gold_docs = read_gold(gold)
+    except (CorpusError, ValueError) as err:
+        msg.fail(str(err), exits=1)
     if limit:
         gold_docs = gold_docs[:limit]
     outputs = read_outputs(output_path, text_field, id_field, ids=[d.id for d in gold_docs])
