@@ -22,13 +22,18 @@ copies this file into the wheel on its own).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import hmac
 import itertools
+import os
 import random
 import re
 import unicodedata
 from datetime import date, timedelta
-from typing import AbstractSet, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import AbstractSet, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from faker import Faker
 from spacy.language import Language
@@ -111,6 +116,104 @@ if not Doc.has_extension("deidentified"):
     Doc.set_extension("deidentified", default=None)
 if not Doc.has_extension("deid_spans"):
     Doc.set_extension("deid_spans", default=None)
+if not Doc.has_extension("deid_group"):
+    # Who the note is about (a patient id), set by the caller: with a key, the date shift and
+    # the age delta are drawn per group, so a patient's notes keep their intervals.
+    Doc.set_extension("deid_group", default=None)
+
+
+# --------------------------------------------------------------------------
+# Case- and accent-insensitive matching (Unicode case folding)
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def fold_char(ch: str) -> str:
+    """One character folded: case folded, compatibility-decomposed, combining marks dropped
+    ("É" and "e" + U+0301 -> "e", "ß" -> "ss", "İ" -> "i", "ſ" -> "s"); may be "" or longer."""
+    decomposed = unicodedata.normalize("NFKD", ch.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def fold(text: str) -> str:
+    """`text` folded character by character (see fold_char): "GARCÍA", "garcia" and an
+    NFD "García" all fold to "garcia"."""
+    return "".join(fold_char(c) for c in text)
+
+
+class FoldedText:
+    """A text, its folded copy and the map between them, so that a match in the folded copy
+    maps back to exact offsets of the original even where folding changes the length."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        pieces = [fold_char(c) for c in text]
+        self.folded = "".join(pieces)
+        # Folded offset -> the first original character whose (non-empty) piece starts there.
+        self._begin: Dict[int, int] = {}
+        pos = 0
+        for i, piece in enumerate(pieces):
+            if piece and pos not in self._begin:
+                self._begin[pos] = i
+            pos += len(piece)
+        self._nonempty = [bool(p) for p in pieces]
+
+    def original_span(self, start: int, end: int) -> Optional[Tuple[int, int]]:
+        """Original offsets of folded [start, end); None if either end cuts a character's
+        piece ("s" of the "ss" of "ß"). Marks that fold to nothing after the end go with it."""
+        if start not in self._begin or (end != len(self.folded) and end not in self._begin):
+            return None
+        return self._begin[start], self._begin[end] if end != len(self.folded) else len(self.text)
+
+    def base_before(self, index: int) -> str:
+        """The last original character before `index` that folds to something ("" if none):
+        the letter under a combining mark, for word boundaries."""
+        for i in range(index - 1, -1, -1):
+            if self._nonempty[i]:
+                return self.text[i]
+        return ""
+
+    def find(self, needle: str, word: bool = True) -> List[Tuple[int, int]]:
+        """Original (start, end) of every (overlapping) occurrence of `needle` folded; with
+        `word`, only those not glued to the word or number around them (see `glued`)."""
+        key = fold(needle)
+        found: List[Tuple[int, int]] = []
+        if not key:
+            return found
+        one_char = len(key) == 1
+        pos = self.folded.find(key)
+        while pos >= 0:
+            span = self.original_span(pos, pos + len(key))
+            if span is not None and not (word and (
+                    glued(self.base_before(span[0]), self.text[span[0]], one_char)
+                    or glued(self.base_before(span[1]), self.text[span[1] : span[1] + 1], one_char))):
+                found.append(span)
+            pos = self.folded.find(key, pos + 1)
+        return found
+
+
+@functools.lru_cache(maxsize=16)
+def folded_text(text: str) -> FoldedText:
+    """FoldedText of `text`, cached (the same output is searched for many strings)."""
+    return FoldedText(text)
+
+
+def glued(left: str, right: str, one_char: bool = False) -> bool:
+    """Whether two adjacent characters are inside one word: both digits, or both letters except
+    a lower-case one before an upper-case one ("MartínezNºCol" is two words there). Around a
+    one-character needle, any two letters or digits are glued ("H" is in neither "pH" nor "H1N1")."""
+    if not left or not right:
+        return False
+    if one_char:
+        return left.isalnum() and right.isalnum()
+    if left.isdigit() and right.isdigit():
+        return True
+    return left.isalpha() and right.isalpha() and not (left.islower() and right.isupper())
+
+
+def holds_word(haystack: str, needle: str) -> bool:
+    """Whether `needle` occurs in `haystack` as a word, in any case or accent form."""
+    return bool(folded_text(haystack).find(needle))
 
 
 # --------------------------------------------------------------------------
@@ -222,14 +325,23 @@ def date_fields(m: re.Match) -> Optional[Tuple[Optional[int], Optional[int], Opt
     day = int(groups["d"]) if groups.get("d") else None
     year = _full_year(groups["y"]) if groups.get("y") else None
     if groups.get("mon"):
-        month = _MONTH_WORDS[groups["mon"].lower()][0]
+        info = _month_info(groups["mon"])
+        if info is None:
+            return None
+        month = info[0]
     else:
         month = int(groups["m"]) if groups.get("m") else None
-    try:
-        date(year or 2000, month or 1, day or 1)
+    try:  # 0 is no day, month or year ("00/00/0000"), and the year must fit a date
+        date(2000 if year is None else year, 1 if month is None else month, 1 if day is None else day)
     except ValueError:
         return None
     return day, month, year
+
+
+def _month_info(word: str) -> Optional[Tuple[int, bool]]:
+    """(month, is_abbreviation) of a month word as the patterns matched it: they match
+    case-insensitively, so "ſeptiembre" and "ABRİL" come too; looked up folded."""
+    return _MONTH_WORDS.get(fold(word))
 
 
 def _date_ref(m: re.Match) -> Tuple[date, Optional[timedelta]]:
@@ -244,6 +356,15 @@ def _date_ref(m: re.Match) -> Tuple[date, Optional[timedelta]]:
     if year is None or day is None:
         return ref, timedelta(days=31) if day is None else timedelta(days=1)
     return ref, None
+
+
+def _shifted_or_none(m: re.Match, shift: timedelta, lang: str) -> Optional[str]:
+    """_shift_match, or None where the moved date leaves the calendar (31/12/9999 moved
+    forward): that date is redacted (see DeidTransform), the others still move."""
+    try:
+        return _shift_match(m, shift, lang)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _shift_match(m: re.Match, shift: timedelta, lang: str) -> str:
@@ -283,7 +404,8 @@ def _render_date(m: re.Match, new: date, lang: str) -> str:
 
 def _month_word(month: int, original: str, lang: str) -> str:
     full, abbr = MONTHS.get(lang, MONTHS["en"])
-    word = (abbr if _MONTH_WORDS[original.lower()][1] else full)[month - 1]
+    info = _month_info(original)
+    word = (abbr if info is not None and info[1] else full)[month - 1]
     return _match_case(original, word)
 
 
@@ -468,17 +590,36 @@ def word_runs(text: str, max_chars: int = 80) -> Iterator[str]:
                 yield text[start:end]
 
 
+class FoldedStrings(frozenset):
+    """Strings already folded (see `fold`) and whitespace-normalised: `Surrogates` folds
+    any other set it is given, once per document."""
+
+    @classmethod
+    def of(cls, strings: AbstractSet[str]) -> "FoldedStrings":
+        return strings if isinstance(strings, cls) else cls(fold(" ".join(s.split())) for s in strings)
+
+
 class Surrogates:
     """Draws the surrogates of one document and remembers them (consistency).
 
-    All draws come from one `random.Random` seeded for the document, shared with Faker.
+    All draws come from one `random.Random`, shared with Faker. Without a key it is seeded
+    for the document and draws run on in order. With a key, each value's draws are reseeded
+    from HMAC-SHA256(key, what is drawn + its folded original) (see `_scope`), so the same
+    real value gets the same surrogate in every note of a run, and nobody without the key
+    can recompute a surrogate from a candidate original.
     """
 
     def __init__(self, data: LocaleData, rng: random.Random, originals: Sequence[Tuple[str, str]],
-                 max_date_shift: int, max_age_shift: int, avoid_strings: AbstractSet[str] = frozenset()) -> None:
+                 max_date_shift: int, max_age_shift: int, avoid_strings: AbstractSet[str] = frozenset(),
+                 key: Optional[bytes] = None, group: str = "") -> None:
         self.data = data
         self.rng = rng
         data.fake.random = rng
+        self.key = key
+        # With a key: whose dates and ages these are (the date shift and age delta are drawn
+        # per group: a patient id, or the note's text).
+        self.group = group
+        self._name_attempt = 0
         self.max_date_shift = max_date_shift
         self._shift: Optional[timedelta] = None
         self.max_age_shift = max_age_shift
@@ -486,10 +627,10 @@ class Surrogates:
         # No surrogate may contain, as a whole word, one of the document's entity strings
         # ("77 años" moved onto another age, "14" inside a drawn ID) or a distinctive word of
         # its names and places ("Salamanca" drawn as the city of a surrogate hospital).
-        avoid = {text.casefold() for _, text in originals if text.strip()}
+        avoid = {fold(text) for _, text in originals if fold(text).strip()}
         for kind, text in originals:
             if kind in _PART_KINDS:
-                avoid.update(w.casefold() for w in _WORD.findall(text)
+                avoid.update(fold(w) for w in _WORD.findall(text)
                              if len(w) > 2 and w.casefold() not in data.generic_words | _NOT_NAMES | _STREET_TAIL_WORDS)
         self._avoid_re = re.compile(
             r"(?<!\w)(?:" + "|".join(re.escape(a) for a in sorted(avoid, key=len, reverse=True)) + r")(?!\w)"
@@ -497,10 +638,10 @@ class Surrogates:
         # Strings from outside the document that no surrogate may hold either (casefolded,
         # whitespace runs as one space): the real corpus's PHI when a synthetic corpus is
         # pseudonymized, so that no drawn name, town or shifted date is a real one.
-        self.avoid_strings = avoid_strings
+        self.avoid_strings = FoldedStrings.of(avoid_strings)
         self.date_originals = [text for kind, text in originals if kind == "date"]
         self.age_originals = [text for kind, text in originals if kind == "age"]
-        self.parts: Dict[str, str] = {}  # name part (casefolded) -> surrogate
+        self.parts: Dict[str, str] = {}  # name part (folded) -> surrogate
         self.values: Dict[Tuple[str, str], str] = {}
         self._avoid = ""  # the text being replaced
 
@@ -517,27 +658,51 @@ class Surrogates:
             # Years only ("2005", "2006", "2007") may have no offset within max_date_shift
             # that moves each onto a year not in the note: the range then widens by a year
             # at a time (the offset is still one per document, so intervals are kept).
-            for attempt in range(100):
-                sign = 1 if self.rng.random() < 0.5 else -1
-                days = self.max_date_shift * (1 + attempt // 5)
-                self._shift = timedelta(days=sign * self.rng.randint(1, days))
-                if not any(self.leaks(_shift_match(m, self._shift, self.data.lang)) for m in matches):
-                    break
+            with self._scope("date-shift", self.group):
+                for attempt in range(100):
+                    sign = 1 if self.rng.random() < 0.5 else -1
+                    days = self.max_date_shift * (1 + attempt // 5)
+                    self._shift = timedelta(days=sign * self.rng.randint(1, days))
+                    moved = (_shifted_or_none(m, self._shift, self.data.lang) for m in matches)
+                    if not any(text is not None and self.leaks(text) for text in moved):
+                        break
         return self._shift
 
+    @contextlib.contextmanager
+    def _scope(self, *what: str) -> Iterator[None]:
+        """With a key: the draws inside come from a stream seeded by HMAC-SHA256(key, what),
+        and the stream outside is left as it was (so a value drawn in a nested scope, or
+        found already drawn, changes nothing around it). Without a key: nothing."""
+        if self.key is None:
+            yield
+            return
+        state = self.rng.getstate()
+        message = "\x1f".join(what).encode("utf8", "surrogatepass")
+        self.rng.seed(int.from_bytes(hmac.new(self.key, message, hashlib.sha256).digest(), "big"))
+        try:
+            yield
+        finally:
+            self.rng.setstate(state)
+
     def get(self, kind: str, text: str) -> str:
-        key = (kind, text if kind in _NAME_KINDS else text.casefold())
+        """The surrogate of `text` as a `kind`; the same for the same value (names: the same
+        string; others: in any case or accent form). May raise on a value it cannot handle
+        (DeidTransform then redacts it)."""
+        key = (kind, text if kind in _NAME_KINDS else fold(text))
         if key not in self.values:
-            outer, self._avoid = self._avoid, text.casefold()
-            self.values[key] = getattr(self, "_" + kind)(text)
-            self._avoid = outer
+            outer, self._avoid = self._avoid, fold(text)
+            try:
+                with self._scope("value", kind, fold(" ".join(text.split()))):
+                    self.values[key] = getattr(self, "_" + kind)(text)
+            finally:
+                self._avoid = outer
         value = self.values[key]
         return value if kind in _NAME_KINDS else _match_case(text, value)
 
     def leaks(self, value: str) -> bool:
         """Whether `value` holds one of the document's originals (see __init__), or one of
         `avoid_strings`, as a word or run of words."""
-        folded = value.casefold()
+        folded = fold(value)
         if folded == self._avoid or (self._avoid_re and self._avoid_re.search(folded)):
             return True
         return bool(self.avoid_strings) and any(part in self.avoid_strings for part in word_runs(folded))
@@ -557,9 +722,13 @@ class Surrogates:
         """Each name part gets its own surrogate (kept for the document); a whole name that
         comes out as a string to avoid ("Paula Egea Capdevila", a real name) has its newly
         drawn parts drawn again."""
-        for _ in range(10):
+        for attempt in range(10):
             before = set(self.parts)
-            value = self._assemble_name(text, role)
+            self._name_attempt = attempt  # with a key: the parts' next draw (see _part)
+            try:
+                value = self._assemble_name(text, role)
+            finally:
+                self._name_attempt = 0
             new = set(self.parts) - before
             if not new or not self.leaks(value):
                 break
@@ -622,27 +791,35 @@ class Surrogates:
         return "first" if self._is_first_name(word) else "last"
 
     def _part(self, word: str, role: str) -> str:
+        """A name part's surrogate, the same for the part in any case or accent form. With a
+        key it is drawn from the part alone (and its role), so a surname gets the same
+        surrogate alone and inside every full name, in every note of the run."""
         folded = word.casefold()
         initial = len(word) == 1
-        key = folded + "." if initial else folded
+        key = fold(word) + "." if initial else fold(word)
         if key not in self.parts:
-            if role == "first":
-                female = folded in self.data.first_female.lookup
-                male = folded in self.data.first_male.lookup
-                if female == male:
-                    if self.data.lang == "es" and folded[-1:] in ("a", "o"):  # Spanish endings
-                        female = folded.endswith("a")
-                    else:
-                        female = self.rng.random() < 0.5
-                pool = self.data.first_female if female else self.data.first_male
-            else:
-                pool = self.data.last
-            value = self._fresh(lambda: pool.draw(self.rng))
-            if initial:
-                value = next((c for c in value if c.upper() != word.upper()), value[0])
-                value = value.upper()
-            self.parts[key] = value
+            with self._scope("name-part", role, key, str(self._name_attempt)):
+                self.parts[key] = self._draw_part(word, folded, role, initial)
         return _match_case(word, self.parts[key])
+
+    def _draw_part(self, word: str, folded: str, role: str, initial: bool) -> str:
+        """A drawn name part: a first name of the sex the original looks like, or a surname."""
+        if role == "first":
+            female = folded in self.data.first_female.lookup
+            male = folded in self.data.first_male.lookup
+            if female == male:
+                if self.data.lang == "es" and folded[-1:] in ("a", "o"):  # Spanish endings
+                    female = folded.endswith("a")
+                else:
+                    female = self.rng.random() < 0.5
+            pool = self.data.first_female if female else self.data.first_male
+        else:
+            pool = self.data.last
+        value = self._fresh(lambda: pool.draw(self.rng))
+        if initial:
+            value = next((c for c in value if c.upper() != word.upper()), value[0])
+            value = value.upper()
+        return value
 
     # Places and organisations -------------------------------------------
 
@@ -757,13 +934,14 @@ class Surrogates:
         if self._age_delta is None:
             self._age_delta = 0
             if self.max_age_shift > 0:
-                for limit in (self.max_age_shift, self.max_age_shift + 5):
-                    deltas = [d for d in range(-limit, limit + 1) if d]
-                    self.rng.shuffle(deltas)
-                    for delta in deltas:
-                        self._age_delta = delta
-                        if not any(self.leaks(self._move_age(text)) for text in self.age_originals):
-                            return delta
+                with self._scope("age-delta", self.group):
+                    for limit in (self.max_age_shift, self.max_age_shift + 5):
+                        deltas = [d for d in range(-limit, limit + 1) if d]
+                        self.rng.shuffle(deltas)
+                        for delta in deltas:
+                            self._age_delta = delta
+                            if not any(self.leaks(self._move_age(text)) for text in self.age_originals):
+                                return delta
         return self._age_delta
 
     def _move_age(self, text: str) -> str:
@@ -882,6 +1060,81 @@ class Surrogates:
 # --------------------------------------------------------------------------
 
 
+KEY_ENV_VAR = "DEID_SURROGATE_KEY"
+MIN_KEY_BYTES = 16
+
+
+class _Secret:
+    """Bytes that never show: not in repr, str or any message (the surrogate key)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+    def __getstate__(self) -> bytes:  # pickled with the component for spawned workers
+        return self.value
+
+    def __setstate__(self, value: bytes) -> None:
+        self.value = value
+
+
+def _key_bytes(raw: bytes) -> bytes:
+    """A key as written in a file or variable: hex digits (whitespace around them ignored)
+    are decoded, anything else is the key's bytes as they are."""
+    stripped = raw.strip()
+    if stripped and len(stripped) % 2 == 0 and re.fullmatch(rb"[0-9a-fA-F]+", stripped):
+        return bytes.fromhex(stripped.decode("ascii"))
+    return raw
+
+
+def _check_key(key: bytes, where: str) -> bytes:
+    if len(key) < MIN_KEY_BYTES or len(set(key)) < 4:
+        raise ValueError(f"{where}: the surrogate key is too short or too uniform (at least "
+                         f"{MIN_KEY_BYTES} random bytes, e.g. 32 bytes written as 64 hex digits)")
+    return key
+
+
+def load_key(key_file: Optional[Path] = None, env_var: str = KEY_ENV_VAR) -> Optional[bytes]:
+    """The surrogate key, from `key_file` if given, else from the environment variable
+    `env_var`; hex digits or raw bytes, at least 16 bytes. None if neither is given.
+    ValueError naming the file or variable (never the key) if unreadable or too short."""
+    if key_file is not None:
+        try:
+            raw = Path(key_file).read_bytes()
+        except OSError as err:
+            raise ValueError(f"{key_file}: cannot read the surrogate key file ({type(err).__name__})") from None
+        return _check_key(_key_bytes(raw), str(key_file))
+    value = os.environ.get(env_var)
+    if not value:
+        return None
+    return _check_key(_key_bytes(value.encode("utf8", "surrogateescape")), f"${env_var}")
+
+
+class Mention(NamedTuple):
+    """A span to replace, by characters: a found entity, or another mention of its string
+    that propagation found (which need not fall on token boundaries)."""
+
+    start_char: int
+    end_char: int
+    label_: str
+    text: str
+    n_tokens: int
+
+    @classmethod
+    def of(cls, span: Span) -> "Mention":
+        return cls(span.start_char, span.end_char, span.label_, span.text, len(span))
+
+
+class SurrogateLeak(Exception):
+    """A surrogate that holds its original: the span is redacted instead."""
+
+
 def document_seed(seed: int, text: str) -> int:
     """Seed of a document's draws: depends on the component's seed and the text only."""
     digest = hashlib.blake2b(text.encode("utf8", "surrogatepass"), digest_size=8, key=str(seed).encode("utf8"))
@@ -926,12 +1179,38 @@ class DeidTransform:
         self.no_surrogate = no_surrogate
         # No surrogate may hold one of these (see Surrogates); not part of the factory's
         # config: pseudonymize_corpus passes the real corpus's PHI strings, in memory only.
-        self.avoid_strings = frozenset(" ".join(s.casefold().split()) for s in avoid_strings)
+        self.avoid_strings = FoldedStrings.of(avoid_strings)
+        # The surrogate key (see set_key): in memory only, never in the config, meta or output.
+        self._key: Optional[_Secret] = None
         bad = {k for k in [default_kind, *self.label_map.values()] if k not in KINDS}
         if bad:
             raise ValueError(f"deid_transform: unknown surrogate kind(s) {sorted(bad)}; choose from {list(KINDS)}")
         if len(mask_char) != 1:
             raise ValueError("deid_transform: mask_char must be one character")
+
+    def set_key(self, key: Optional[bytes]) -> None:
+        """Draw surrogates with this secret key (None: without, from the text and `seed`,
+        which anyone holding the output can recompute for a candidate original).
+
+        With a key, every draw comes from HMAC-SHA256(key, kind + folded original), so the
+        same real value gets the same surrogate in every note of a run, and the date shift
+        and age delta are drawn per `doc._.deid_group` (per note when it is None). The key
+        stays in memory: not in the config, to_disk, meta, repr or any message; it is
+        pickled with the component (spaCy's n_process > 1 under the spawn start method)."""
+        if key is None:
+            self._key = None
+            return
+        if not isinstance(key, (bytes, bytearray)):
+            raise ValueError("deid_transform: the surrogate key must be bytes")
+        self._key = _Secret(_check_key(bytes(key), "deid_transform"))
+
+    @property
+    def keyed(self) -> bool:
+        """Whether surrogates are drawn with a secret key (see set_key)."""
+        return self._key is not None
+
+    def __repr__(self) -> str:
+        return f"<DeidTransform {self.name!r} mode={self._mode} keyed={self.keyed}>"
 
     @property
     def mode(self) -> str:
@@ -946,7 +1225,7 @@ class DeidTransform:
     def kind(self, label: str) -> str:
         return self.label_map.get(label, self.default_kind)
 
-    def kind_of(self, ent: Span) -> str:
+    def kind_of(self, ent: Union[Span, Mention]) -> str:
         """An entity's kind: its label's, with "relative" settled on its text (kinship words
         only: "redact"; else a name)."""
         kind = self.kind(ent.label_)
@@ -966,42 +1245,48 @@ class DeidTransform:
             ents.append(e)
         return ents
 
-    def with_other_mentions(self, doc: Doc, ents: Sequence[Span]) -> List[Span]:
-        """`ents` plus the other whole-word, token-aligned mentions, with the same label, of
-        their strings of at least 4 characters (kinds that are replaced) and of the
-        capitalised words of their names and institutions that the note never writes in
-        lower case (so "Paciente" of a wrong "Paciente Juan" stays)."""
-        strings = {e.text: e.label_ for e in ents if len(e.text) >= 4 and self.kind_of(e) != "keep"}
-        parts = {}
+    def with_other_mentions(self, doc: Doc, ents: Sequence[Span]) -> List[Mention]:
+        """`ents` plus the other whole-word mentions, with the same label, of their strings of
+        at least 4 characters (kinds that are replaced) and of the capitalised words of their
+        names and institutions that the note never writes in lower case (so "Paciente" of a
+        wrong "Paciente Juan" stays). Mentions match in any case or accent form ("GARCIA",
+        "garcía" for "García"; see `fold`), as words the way residual_phi counts them, and by
+        characters: one glued to other text ("GarcíaNºCol") is replaced too."""
+        strings: Dict[str, str] = {}  # folded string -> label
+        for e in ents:
+            if len(e.text) >= 4 and self.kind_of(e) != "keep" and fold(e.text).strip():
+                strings.setdefault(fold(e.text), e.label_)
+        parts: Dict[str, str] = {}
         for e in ents:
             if self.kind_of(e) in _PROPAGATED_PART_KINDS:
                 for word in _WORD.findall(e.text):
                     if len(word) >= 4 and word[0].isupper() and not word.isupper() and word.casefold() not in _NOT_NAMES:
-                        parts.setdefault(word, e.label_)
+                        parts.setdefault(fold(word), e.label_)
         if parts:
-            generic = locale_data(self.locale).generic_words
-            lower = {w for w in _PROSE_WORD.findall(doc.text) if w.islower()}
+            generic = {fold(w) for w in locale_data(self.locale).generic_words}
+            lower = {fold(w) for w in _PROSE_WORD.findall(doc.text) if w.islower()}
             for word, label in parts.items():
-                if word.casefold() not in generic and word.lower() not in lower:
+                if word not in generic and word not in lower:
                     strings.setdefault(word, label)
+        mentions = [Mention.of(e) for e in ents]
         if not strings:
-            return list(ents)
-        pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in sorted(strings, key=len, reverse=True))
-                             + r")(?!\w)")
-        taken = [(e.start_char, e.end_char) for e in ents]
-        extra = []
-        for m in pattern.finditer(doc.text):
-            if any(m.start() < end and start < m.end() for start, end in taken):
+            return mentions
+        text = folded_text(doc.text)
+        taken = [(m.start_char, m.end_char) for m in mentions]
+        found = sorted(((start, end, label) for needle, label in strings.items()
+                        for start, end in text.find(needle)), key=lambda f: (f[0], f[0] - f[1]))
+        for start, end, label in found:  # leftmost first, then longest
+            if any(start < e and s < end for s, e in taken):
                 continue
-            span = doc.char_span(m.start(), m.end(), label=strings[m.group()])
-            if span is not None:
-                extra.append(span)
-        return sorted([*ents, *extra], key=lambda span: span.start_char)
+            taken.append((start, end))
+            tokens = doc.char_span(start, end, alignment_mode="expand")
+            mentions.append(Mention(start, end, label, doc.text[start:end], len(tokens) if tokens is not None else 1))
+        return sorted(mentions, key=lambda m: m.start_char)
 
     def __call__(self, doc: Doc) -> Doc:
         text = doc.text
         found_ents = self.with_age_units(doc)
-        ents = self.with_other_mentions(doc, found_ents) if self.propagate else found_ents
+        ents = self.with_other_mentions(doc, found_ents) if self.propagate else [Mention.of(e) for e in found_ents]
         found = {(e.start_char, e.end_char) for e in found_ents}
         from_rules = set()
         if self.rules_key in doc.spans:
@@ -1019,36 +1304,63 @@ class DeidTransform:
                 treatment = self.no_surrogate
             else:
                 treatment = self._mode
-            if len(ent) > self.max_kept_tokens and treatment == "keep":
+            if ent.n_tokens > self.max_kept_tokens and treatment == "keep":
                 treatment = "redact"
+            fallback = None
+            if treatment == "pseudonymize":
+                if surrogates is None:
+                    surrogates = self._surrogates(doc, ents)
+                try:
+                    new = surrogates.get(kind, original)
+                    if self._holds_original(kind, original, new):
+                        raise SurrogateLeak()
+                except Exception as err:  # never fail the note: that value is redacted
+                    treatment, fallback = "redact", type(err).__name__
             if treatment == "redact":
                 new = self.redact_template.format(label=label, kind=kind)
             elif treatment == "mask":
                 new = "".join(c if c.isspace() else self.mask_char for c in original)
             elif treatment == "keep":
                 new = original
-            else:
-                if surrogates is None:
-                    rng = random.Random(document_seed(self.seed, text))
-                    originals = [(self.kind_of(e), e.text) for e in ents]
-                    surrogates = Surrogates(locale_data(self.locale), rng, originals,
-                                            self.max_date_shift, self.max_age_shift, self.avoid_strings)
-                new = surrogates.get(kind, original)
             pieces.append(text[pos : ent.start_char])
             out_len += ent.start_char - pos
             pieces.append(new)
-            spans.append({
+            record = {
                 "start": ent.start_char, "end": ent.end_char, "label": label, "kind": kind,
                 "source": "rules" if (ent.start_char, ent.end_char) in from_rules
                 else "ner" if (ent.start_char, ent.end_char) in found else "propagated",
                 "out_start": out_len, "out_end": out_len + len(new), "replacement": new,
-            })
+            }
+            if fallback is not None:  # the exception's type only: its message may hold the text
+                record.update(fallback="redact", fallback_reason=fallback)
+            spans.append(record)
             out_len += len(new)
             pos = ent.end_char
         pieces.append(text[pos:])
         doc._.deidentified = "".join(pieces)
         doc._.deid_spans = spans
         return doc
+
+    def _surrogates(self, doc: Doc, ents: Sequence[Mention]) -> Surrogates:
+        """The document's Surrogates: seeded from `seed` and the text, or keyed (see set_key)."""
+        text = doc.text
+        originals = [(self.kind_of(e), e.text) for e in ents]
+        if self._key is None:
+            rng, group = random.Random(document_seed(self.seed, text)), ""
+        else:
+            rng = random.Random(0)  # every keyed draw reseeds it (Surrogates._scope)
+            given = doc._.deid_group
+            group = f"group\x1f{given}" if given is not None else f"text\x1f{text}"
+        return Surrogates(locale_data(self.locale), rng, originals, self.max_date_shift, self.max_age_shift,
+                          self.avoid_strings, key=None if self._key is None else self._key.value, group=group)
+
+    def _holds_original(self, kind: str, original: str, new: str) -> bool:
+        """Whether a surrogate still holds its original as a word, in any case or accent form
+        ("0 meses" has no age to move, a name of particles only has nothing drawn). Dates and
+        ages are exempt when the config asks not to move them (max shift 0)."""
+        if (kind == "date" and self.max_date_shift <= 0) or (kind == "age" and self.max_age_shift <= 0):
+            return False
+        return any(c.isalnum() for c in original) and holds_word(new, original)
 
 
 @Language.factory(
