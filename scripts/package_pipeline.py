@@ -13,6 +13,12 @@ project's package-safe code files. A `__main__.py` is added before the wheel is 
 runs the production command (scripts/deidentify.py) with the installed pipeline. The meta
 holds only numbers and descriptions: no note text (the reports' `misaligned` examples and
 the metrics' examples are left out).
+
+The assembled pipeline's string store is pruned to what the pipeline needs
+(scripts/prune_strings.py: labels and settings, no word of the training text), and the built
+wheel is checked with scripts/wheel_check.py against the training text (`--training-text`:
+the gold and synthetic DocBins the model learned from): the build fails if any training-text
+word of 4+ characters outside the allow-list is in the wheel.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ from spacy.util import get_minor_version_range
 from wasabi import msg
 
 from scripts.deidentify import ensure_registered, prepare_pipeline
+from scripts.prune_strings import prune_strings
+from scripts.wheel_check import check_wheel, report
 
 ROOT = Path(__file__).resolve().parent.parent
 # The files `spacy package --code` ships: package-safe (no `scripts.*` imports).
@@ -120,14 +128,31 @@ def build_wheel(package_dir: Path) -> Path:
     return max(dist.glob("*.whl"), key=lambda p: p.stat().st_mtime)
 
 
+class LeakingWheel(RuntimeError):
+    """A built wheel holds words of the training text (scripts/wheel_check.py)."""
+
+
+def package_texts(nlp) -> List[str]:
+    """What the packager was told and wrote as settings (meta descriptions, licences, the
+    config's paths): the wheel check allows their words."""
+    meta = nlp.meta
+    texts = [meta["name"], meta["version"], meta.get("description") or "", meta.get("license") or "",
+             meta["performance"].get("evaluated_on", ""), meta["training_data"]["description"]]
+    texts += [f"{source['name']} {source['license']}" for source in meta["sources"]]
+    texts += [str(value) for value in nlp.config.get("paths", {}).values() if value is not None]
+    return texts
+
+
 def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lang: str, scores: Path,
                      gold_scores: Optional[Path] = None, data_kind: str = "synthetic", training_data: str = "",
                      corpus_report: Optional[Path] = None, base_model_licence: Optional[str] = None,
                      data_licence: str = "CC BY 4.0", licence: Optional[str] = None, mode: str = "pseudonymize",
                      description: Optional[str] = None, build: str = "wheel", silent: bool = True,
-                     rules: Optional[Path] = None) -> Path:
+                     rules: Optional[Path] = None, training_text: Optional[List[Path]] = None) -> Path:
     """Assemble, describe and package MODEL; return the wheel (build="wheel") or the package folder.
-    rules: a JSON list of the deid_rules rules to run (scripts/rules_effect.py --rules-output)."""
+    rules: a JSON list of the deid_rules rules to run (scripts/rules_effect.py --rules-output).
+    training_text: the .spacy / .jsonl text MODEL learned from; the wheel is checked against it
+    (LeakingWheel if it holds any of its words outside the allow-list)."""
     ensure_registered()  # the project's tokenizer, before the pipeline loads
     nlp = prepare_pipeline(spacy.load(model), mode=mode, rule_names=srsly.read_json(rules) if rules else None)
     if nlp.lang != lang:
@@ -139,6 +164,9 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
     with tempfile.TemporaryDirectory() as tmp:
         assembled = Path(tmp) / "pipeline"
         nlp.to_disk(assembled)
+        # Models trained before train.py pruned, and strings the components added: only what
+        # loading the pipeline needs goes into the package.
+        prune_strings(assembled)
         licences = "\n".join(f"{s['name']}: {s['license']}" for s in nlp.meta["sources"])
         (assembled / "LICENSES_SOURCES").write_text(licences + "\n", encoding="utf-8")
         package(assembled, output_dir, code_paths=CODE, name=nlp.meta["name"], version=version,
@@ -148,7 +176,16 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
     (package_dir / package_name / "__main__.py").write_text(MAIN_PY.format(name=package_name), encoding="utf-8")
     for stale in ("dist", "build", f"{package_name}.egg-info"):  # from an earlier build of this version
         shutil.rmtree(package_dir / stale, ignore_errors=True)
-    return build_wheel(package_dir) if build == "wheel" else package_dir
+    if build != "wheel":
+        return package_dir
+    wheel = build_wheel(package_dir)
+    if training_text:
+        result = check_wheel(wheel, training_text, package_texts(nlp))
+        if not report(result, wheel):
+            wheel.unlink()  # no wheel to ship by mistake; --build none keeps the folder to inspect
+            raise LeakingWheel(f"{wheel}: {result['findings']} training-text words in "
+                               f"{len(result['per_file'])} files (python -m scripts.wheel_check)")
+    return wheel
 
 
 def main(
@@ -168,6 +205,7 @@ def main(
     mode: str = typer.Option("pseudonymize", help="Default mode of deid_transform: redact, mask or pseudonymize"),
     build: str = typer.Option("wheel", help="wheel, or none (package folder only)"),
     rules: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="JSON list of the deid_rules rules to run (rules-effect's output); default: deid_rules' own"),
+    training_text: List[Path] = typer.Option([], "--training-text", exists=True, dir_okay=False, help="Text MODEL learned from (.spacy, .jsonl; repeat): the wheel must hold none of its words"),
 ):
     """Package a trained pipeline with the de-identification components as a wheel."""
     if data_kind not in ("synthetic", "gold"):
@@ -178,8 +216,15 @@ def main(
         msg.fail(f"Unknown --build {build!r}: choose wheel or none", exits=1)
     if not name.isidentifier() or not name.startswith(f"{lang}_"):
         msg.fail(f"--name {name!r} must be a Python identifier starting with '{lang}_' (e.g. {lang}_deid_synth)", exits=1)
-    result = package_pipeline(model, output_dir, name, version, lang, scores, gold_scores, data_kind, training_data,
-                              corpus_report, base_model_licence, data_licence, licence, mode, build=build, rules=rules)
+    if build == "wheel" and not training_text:
+        msg.fail("--training-text is required to build a wheel: the training DocBins (.spacy) or notes (.jsonl) "
+                 "the wheel is checked against", exits=1)
+    try:
+        result = package_pipeline(model, output_dir, name, version, lang, scores, gold_scores, data_kind, training_data,
+                                  corpus_report, base_model_licence, data_licence, licence, mode, build=build,
+                                  rules=rules, training_text=training_text)
+    except LeakingWheel as e:
+        msg.fail(f"Wheel not clean: {e}", exits=1)
     msg.good(f"Packaged {model} → {result}")
     print(result)
 
