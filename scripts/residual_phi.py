@@ -14,10 +14,12 @@ id field). For each gold entity:
 
 - found: a span of the spans JSONL (offsets in the input) overlaps it (partly or wholly);
   unknown without --spans.
-- leaked: its exact string (case-sensitive) occurs in the document's output text, as a word
-  (`--match word`, default: not glued to letters or digits around it, so "H" is not found
-  in "HTA" nor "45" in "145") or anywhere (`--match substring`); an entity that no span
-  overlaps is leaked in place. The JSON also gives the overall figures of the other mode.
+- leaked: its string occurs in the document's output text in any case or accent form
+  ("GARCIA", "garcía" for "García": Unicode case folding, marks dropped, as deid_transform
+  propagates; a one-character string only as written, its case is its meaning: sex "H", not
+  "24 h"), as a word (`--match word`, default: not glued to letters or digits around it, so
+  "H" is not found in "HTA" nor "45" in "145") or anywhere (`--match substring`); an entity
+  that no span overlaps is leaked in place. The JSON also gives the overall figures of the other mode.
 - violation: found and leaked. Each violation gets its causes, from where the string
   occurs in the output: `kept_by_policy` (inside a span of its own label left as it was by
   design: a label mapped to the kind keep), `inside_kept_span` (inside such a
@@ -45,6 +47,7 @@ import typer
 from wasabi import msg
 
 from scripts.corpus_readers import CorpusError, Problems, read_brat
+from scripts.deid_component import folded_text, glued
 from scripts.evaluate import read_docbin
 
 CAUSES = ("kept_by_policy", "inside_kept_span", "replacement", "missed_mention", "elsewhere")
@@ -52,8 +55,8 @@ MATCHES = ("word", "substring")
 # deid_transform's kinds that leave the text as it is.
 KEPT_KINDS = ("keep",)
 CAVEATS = [
-    "A gold string counts as leaked wherever it occurs in the document's output (exact, "
-    "case-sensitive; as a word unless match is substring), so short strings (ages such as "
+    "A gold string counts as leaked wherever it occurs in the document's output (in any case "
+    "or accent form, one-character strings as written; as a word unless match is substring), so short strings (ages such as "
     "'45', sex such as 'H') can be counted by coincidence; read the figures per label and "
     "the causes (elsewhere: text that no gold entity covers).",
     "A gold entity is found when any span of the de-identification overlaps it, even partly; "
@@ -122,32 +125,25 @@ def read_spans(path: Path) -> Dict[str, List[Dict]]:
     return spans
 
 
-def _glued(left: str, right: str, one_char: bool = False) -> bool:
-    """Whether two adjacent characters are inside one word: both digits, or both letters except
-    a lower-case one before an upper-case one ("MartínezNºCol" is two words there). Around a
-    one-character needle, any two letters or digits are glued ("H" is in neither "pH" nor "H1N1")."""
-    if not left or not right:
-        return False
-    if one_char:
-        return left.isalnum() and right.isalnum()
-    if left.isdigit() and right.isdigit():
-        return True
-    return left.isalpha() and right.isalpha() and not (left.islower() and right.isupper())
+def occurrence_spans(text: str, needle: str, match: str = "word") -> List[Tuple[int, int]]:
+    """(start, end) in `text` of the (overlapping) occurrences of `needle`, in any case or
+    accent form (a one-character needle as written); `word`: only those not glued to the word
+    or number around them ("H" is not in "HTA", "pH" nor "H1N1", "45" not in "145"). The end
+    is where the occurrence ends in `text` ("STRASSE" is longer than "Straße")."""
+    if len(needle) == 1:
+        found, pos = [], text.find(needle)
+        while pos >= 0:
+            end = pos + 1
+            if match == "substring" or not (glued(text[pos - 1 : pos], needle, True) or glued(needle, text[end : end + 1], True)):
+                found.append((pos, end))
+            pos = text.find(needle, pos + 1)
+        return found
+    return folded_text(text).find(needle, word=match == "word")
 
 
 def occurrences(text: str, needle: str, match: str = "word") -> List[int]:
-    """Start offsets of the (overlapping) occurrences of `needle` in `text`; `word`: only
-    those not glued to the word or number around them ("H" is not in "HTA", "pH" nor "H1N1",
-    "45" not in "145")."""
-    found, pos = [], text.find(needle)
-    one_char = len(needle) == 1
-    while pos >= 0:
-        end = pos + len(needle)
-        if match == "substring" or not (_glued(text[pos - 1 : pos], needle[0], one_char)
-                                        or _glued(needle[-1], text[end : end + 1], one_char)):
-            found.append(pos)
-        pos = text.find(needle, pos + 1)
-    return found
+    """Start offsets of occurrence_spans."""
+    return [start for start, _ in occurrence_spans(text, needle, match)]
 
 
 def to_input_offset(pos: int, spans: Sequence[Dict]) -> Optional[int]:
@@ -166,8 +162,7 @@ def leak_causes(gold: GoldDoc, label: str, needle: str, output: str, spans: Sequ
                 match: str = "word") -> List[str]:
     """Why `needle` (a found `label` entity's string) is still in `output`: a sorted list of CAUSES."""
     causes = set()
-    for o in occurrences(output, needle, match):
-        end = o + len(needle)
+    for o, end in occurrence_spans(output, needle, match):
         inside = [s for s in spans if s["out_start"] < end and o < s["out_end"]]
         if inside:
             if all(s.get("kind") in KEPT_KINDS and gold.text[s["start"] : s["end"]] == s["replacement"] for s in inside):
@@ -179,7 +174,7 @@ def leak_causes(gold: GoldDoc, label: str, needle: str, output: str, spans: Sequ
         # Outside every replacement: the input text there is unchanged. Over a gold entity,
         # that entity (or that part of it) was missed.
         start = to_input_offset(o, spans)
-        missed = any(s < start + len(needle) and start < e for s, e, _ in gold.ents)
+        missed = any(s < start + end - o and start < e for s, e, _ in gold.ents)
         causes.add("missed_mention" if missed else "elsewhere")
     return [c for c in CAUSES if c in causes]
 

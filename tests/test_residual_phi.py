@@ -144,7 +144,8 @@ def test_cli_on_the_production_command_output(tmp_path):
         doc.user_data["id"] = doc_id
         docbin.add(doc)
     docbin.to_disk(tmp_path / "gold.spacy")
-    deidentify_main(nlp, tmp_path / "in", tmp_path / "out", spans_output=tmp_path / "spans.jsonl", silent=True)
+    deidentify_main(nlp, tmp_path / "in", tmp_path / "out", spans_output=tmp_path / "spans.jsonl", silent=True,
+                    key=bytes(range(32)))
 
     gold_docs = read_gold(tmp_path / "gold.spacy")
     assert [d.id for d in gold_docs] == ["a", "b"]
@@ -174,3 +175,33 @@ def _app():
     app = typer.Typer()
     app.command()(main)
     return app
+
+
+def test_any_case_or_accent_form_is_a_leak():
+    """Upper, lower, title case, accents dropped, ß/ss, Turkish İ, NFC/NFD: all the same string.
+    Offsets are the output's own, even where folding changes the length."""
+    import unicodedata
+
+    from scripts.deid_component import fold
+    from scripts.residual_phi import occurrence_spans
+
+    for output, needle in [("Vista por GARCÍA hoy", "García"), ("vista por garcía hoy", "García"),
+                           ("Vista por García hoy", "GARCÍA"), ("Vista por GARCIA hoy", "García"),
+                           ("Vista por Garcia hoy", "GARCÍA"), ("Calle STRASSE 5", "Straße"),
+                           ("Calle Straße 5", "strasse"), ("Sra. İNCE hoy", "ince"), ("Sra. ince hoy", "İnce"),
+                           (unicodedata.normalize("NFD", "Vista por García hoy"), "García"),
+                           ("Vista por García hoy", unicodedata.normalize("NFD", "García"))]:
+        spans = occurrence_spans(output, needle)
+        assert len(spans) == 1, (output, needle)
+        start, end = spans[0]
+        assert fold(output[start:end]) == fold(needle)
+        assert output[end:end + 1] in (" ", "")  # the whole word, marks included
+    assert occurrence_spans("STRASSE", "Straße") == [(0, 7)] and occurrence_spans("Straße", "STRASSE") == [(0, 6)]
+    assert occurrence_spans("GARCÍAS", "García") == []  # still as a word
+    # One character: as written (sex "H" is not "24 h").
+    assert occurrences("Sexo: H. Cada 24 h.", "H") == [6]
+    # The check sees it: a found name written again in upper case is a violation.
+    text = "Paciente Ana García. GARCÍA vuelve."
+    doc = gold(text, ("NOMBRE_SUJETO_ASISTENCIA", "García", 0))
+    output, spans = apply(text, [(*span_of(doc, "García"), "Pinto", "NOMBRE_SUJETO_ASISTENCIA", "name")])
+    assert check_document(doc, output, spans)[0]["causes"] == ["elsewhere"]
