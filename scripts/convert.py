@@ -65,11 +65,8 @@ def convert(
             docbin.add(part)
     if n_records == 0:
         raise CorpusError(f"{input_path}: no documents found")
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = output_path.with_name(output_path.name + ".tmp")
-    docbin.to_disk(tmp_path)
-    tmp_path.replace(output_path)
+    write_atomically(docbin, Path(output_path))
+    n_entities = sum(labels.values())
     return {
         "input": str(input_path),
         "output": str(output_path),
@@ -81,14 +78,41 @@ def convert(
         "documents": n_docs,
         "tokens": n_tokens,
         "words": n_words,
-        "entities": sum(labels.values()),
+        "entities": n_entities,
         "entities_per_label": dict(labels.most_common()),
         "source_spans": sum(source_labels.values()),
         "misaligned_policy": misaligned,
         "misaligned": misaligned_spans,
         "skipped": dict(problems.counts),
         "skipped_where": problems.where,
+        "warnings": entity_warnings(fmt, n_entities, sum(source_labels.values())),
     }
+
+
+def write_atomically(docbin: DocBin, output_path: Path) -> None:
+    """Write to a temporary name and rename: a failure leaves neither output nor temp file."""
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = output_path.with_name(output_path.name + ".tmp")
+    try:
+        docbin.to_disk(tmp_path)
+        tmp_path.replace(output_path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def entity_warnings(fmt: str, n_entities: int, n_source_spans: int) -> list:
+    """A corpus with no entities at all is almost always a mistake of format or field names.
+
+    (Issue 12: JSONL spans under another key converted to 0 entities with a success mark.)
+    """
+    if n_entities > 0:
+        return []
+    if n_source_spans > 0:
+        return [f"none of the {n_source_spans} spans read became an entity (see 'misaligned')"]
+    hint = {"jsonl": "are the spans under the key 'spans', as {'start', 'end', 'label'} objects?",
+            "brat": "are there T lines in the .ann files?",
+            "conll": "are the tags in the last column?"}.get(fmt, "")
+    return [f"the corpus has no entities at all: {hint}"]
 
 
 def print_report(report: Dict) -> None:
@@ -106,6 +130,9 @@ def print_report(report: Dict) -> None:
         )
     if report["skipped"]:
         msg.warn(f"Skipped malformed items (--lenient): {report['skipped']}")
+    for warning in report.get("warnings", []):
+        msg.divider("WARNING")
+        msg.warn(warning)
     msg.good(f"Wrote {report['documents']:,} documents → {report['output']}")
 
 

@@ -6,13 +6,21 @@ character spans, each span remembering the file and line it came from. Malformed
 raises `CorpusError` naming the file and line; with `lenient=True` the bad item is skipped
 and counted in `Problems` instead. Texts and span strings never appear in messages.
 """
+import codecs
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 OUTSIDE_TAGS = {"O", "0", "_", ""}
+# BRAT offsets: ASCII digits only (str.isdigit accepts '²' and other digits int() refuses),
+# and few enough of them that int() never meets Python's digit limit.
+OFFSET = re.compile(r"[0-9]{1,15}")
+# Keys annotation tools put character spans under, when they are not under "spans".
+SPAN_KEYS = {"start", "end", "start_offset", "end_offset", "begin", "startOffset", "endOffset",
+             "start_char", "end_char"}
 
 
 class CorpusError(ValueError):
@@ -47,8 +55,48 @@ class Problems:
     def add(self, kind: str, where: str, detail: str) -> None:
         if not self.lenient:
             raise CorpusError(f"{where}: {detail} (use --lenient to skip and count such items)")
+        self.count(kind, where)
+
+    def count(self, kind: str, where: str) -> None:
         self.counts[kind] += 1
         self.where.setdefault(kind, []).append(where)
+
+
+def split_lines(text: str) -> List[str]:
+    """Lines as editors and line-based formats count them: at '\n' only, a trailing '\r' dropped.
+
+    str.splitlines() also splits at '\x0b', '\x0c', '\x1c'-'\x1e', '\x85', '\u2028' and
+    '\u2029', which JSON strings (written with ensure_ascii=False) and BRAT annotated strings
+    may hold: it broke valid records in two and put every later line number off.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def has_surrogates(value: str) -> bool:
+    """Lone surrogates (from JSON '\\ud800' escapes) cannot be encoded: spaCy fails on them."""
+    return any("\ud800" <= c <= "\udfff" for c in value)
+
+
+def check_encoding(path: Path, encoding: str) -> None:
+    """An unknown encoding is an error of the whole input, not of one file (even lenient)."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise CorpusError(f"{path}: unknown encoding '{encoding}'") from None
+
+
+def read_or_skip(path: Path, problems: Problems, encoding: str) -> Optional[str]:
+    """read_text, but under --lenient an undecodable file is skipped and counted."""
+    try:
+        return read_text(path, encoding)
+    except CorpusError:
+        if not problems.lenient:
+            raise
+        problems.count("undecodable_file", str(path))
+        return None
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:
@@ -115,17 +163,20 @@ def read_brat(
         if not ann_path.exists():
             problems.add("missing_ann", str(txt_path), "no .ann file beside this .txt")
             continue
-        text = read_text(txt_path, encoding)
-        spans = list(_read_ann(ann_path, text, problems, encoding))
+        text = read_or_skip(txt_path, problems, encoding)
+        ann = None if text is None else read_or_skip(ann_path, problems, encoding)
+        if ann is None:
+            continue
+        spans = list(_read_ann(ann_path, ann, text, problems))
         yield check_spans(Record(txt_path.stem, text, spans, str(txt_path)), problems)
 
 
-def _read_ann(ann_path: Path, text: str, problems: Problems, encoding: str) -> Iterator[SpanRecord]:
-    for lineno, line in enumerate(read_text(ann_path, encoding).splitlines(), start=1):
+def _read_ann(ann_path: Path, ann: str, text: str, problems: Problems) -> Iterator[SpanRecord]:
+    for lineno, line in enumerate(split_lines(ann), start=1):
         where = f"{ann_path}:{lineno}"
         if not line.startswith("T"):
             continue
-        parts = line.split("\t")
+        parts = line.split("\t", 2)  # the annotated string may itself hold a tab
         if len(parts) != 3:
             problems.add("malformed_line", where, "expected 'ID<TAB>LABEL START END<TAB>TEXT'")
             continue
@@ -133,8 +184,9 @@ def _read_ann(ann_path: Path, text: str, problems: Problems, encoding: str) -> I
         if ";" in parts[1]:
             problems.add("discontinuous_span", where, "discontinuous span cannot be one entity")
             continue
-        if len(fields) != 3 or not fields[1].isdigit() or not fields[2].isdigit():
-            problems.add("malformed_line", where, "expected 'LABEL START END' in the second field")
+        if len(fields) != 3 or not fields[0] or not all(OFFSET.fullmatch(f) for f in fields[1:]):
+            problems.add("malformed_line", where,
+                         "expected 'LABEL START END' in the second field (a label, two ASCII numbers)")
             continue
         label, start, end = fields[0], int(fields[1]), int(fields[2])
         if end > len(text) or start >= end:
@@ -162,16 +214,20 @@ def parse_tag(tag: str, scheme: str) -> tuple:
     """Split a tag into (prefix, label): 'B-PER' -> ('B', 'PER'); IO 'PER' -> ('I', 'PER')."""
     if tag in OUTSIDE_TAGS:
         return "O", ""
-    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIELUS":
+    # Messages name the prefix, never the tag: a misformatted line ('Juan Pérez') puts a
+    # word of the text in the tag column.
+    if len(tag) >= 2 and tag[1] in "-_" and tag[0] in "BIELUS":
         prefix, label = tag[0], tag[2:]
+        if not label:
+            raise ValueError(f"tag has a '{tag[:2]}' prefix but no label")
         prefix = {"E": "L", "S": "U"}.get(prefix, prefix)
         if scheme == "io" and prefix != "I":
-            raise ValueError(f"tag '{tag}' is not an IO tag")
+            raise ValueError(f"tag with prefix '{tag[0]}' is not an IO tag")
         if scheme == "bio" and prefix not in "BI":
-            raise ValueError(f"tag '{tag}' is not a BIO tag")
+            raise ValueError(f"tag with prefix '{tag[0]}' is not a BIO tag")
         return prefix, label
     if scheme in ("bio", "bilou"):
-        raise ValueError(f"tag '{tag}' has no {scheme.upper()} prefix")
+        raise ValueError(f"tag has no {scheme.upper()} prefix (B-, I-, ...)")
     return "I", tag
 
 
@@ -190,7 +246,9 @@ def read_conll(
     path = Path(path)
     if scheme not in ("auto", "io", "bio", "bilou"):
         raise CorpusError(f"unknown tag scheme '{scheme}': use auto, io, bio or bilou")
-    lines = read_text(path, encoding).splitlines()
+    if sents_per_doc < 1:
+        raise CorpusError(f"--sents-per-doc must be at least 1, not {sents_per_doc}")
+    lines = split_lines(read_text(path, encoding).lstrip("\ufeff"))  # a BOM is no part of a token
     sentences: List[List[tuple]] = []
     current: List[tuple] = []
     for lineno, line in enumerate(lines, start=1):
@@ -265,33 +323,91 @@ def read_jsonl(
     A span that carries its own "text" is checked against the document's text.
     """
     path = Path(path)
-    for lineno, line in enumerate(read_text(path, encoding).splitlines(), start=1):
+    text = read_text(path, encoding).lstrip("\ufeff")  # a BOM before the first '{' is no JSON
+    for lineno, line in enumerate(split_lines(text), start=1):
         where = f"{path}:{lineno}"
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            problems.add("malformed_line", where, f"invalid JSON ({err.msg}, column {err.colno})")
+        record = _jsonl_record(line, where, path.stem, text_field, problems)
+        if record is not None:
+            yield check_spans(record, problems)
+
+
+def _jsonl_record(line: str, where: str, stem: str, text_field: str, problems: Problems) -> Optional[Record]:
+    """One line's record, or None (counted) when the line is not a record."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        problems.add("malformed_line", where, f"invalid JSON ({err.msg}, column {err.colno})")
+        return None
+    except (ValueError, RecursionError) as err:  # a number past the digit limit; deep nesting
+        problems.add("malformed_line", where, f"unreadable JSON ({type(err).__name__})")
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
+        problems.add("malformed_line", where, f"no string field '{text_field}'")
+        return None
+    text = obj[text_field]
+    record_id = obj.get("id", f"{stem}-{where.rsplit(':', 1)[1]}")
+    if has_surrogates(text) or (isinstance(record_id, str) and has_surrogates(record_id)):
+        problems.add("malformed_line", where, "text or id holds a lone surrogate (invalid Unicode)")
+        return None
+    if isinstance(record_id, bool) or not isinstance(record_id, (str, int)):
+        problems.add("malformed_line", where, "'id' must be a string or an integer")
+        return None
+    if "spans" not in obj:
+        other = _span_like_key(obj)
+        if other is not None:
+            problems.add("spans_under_other_key", where,
+                         f"no 'spans' list, but spans under {other}: rename it 'spans' "
+                         "({'start', 'end', 'label'} objects)")
+            return None
+    elif not isinstance(obj["spans"], list):
+        problems.add("malformed_line", where, "'spans' must be a list of {'start', 'end', 'label'} objects")
+        return None
+    spans = [s for i, span in enumerate(obj.get("spans", []))
+             if (s := _jsonl_span(span, text, f"{where} span {i}", problems)) is not None]
+    return Record(str(record_id), text, spans, where.rsplit(":", 1)[0])
+
+
+def _is_offset(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _jsonl_span(span, text: str, where: str, problems: Problems) -> Optional[SpanRecord]:
+    """A span object with integer offsets and a non-empty string label; no silent casts.
+
+    int() used to take 3.7 as 3, true as 1, "5" as 5 and any label as str(label) ("None").
+    """
+    if not isinstance(span, dict) or not all(k in span for k in ("start", "end", "label")):
+        problems.add("bad_span", where, "a span needs 'start', 'end' and 'label'")
+        return None
+    start, end, label = span["start"], span["end"], span["label"]
+    if not (_is_offset(start) and _is_offset(end)):
+        problems.add("bad_span", where, "a span's 'start' and 'end' must be integers")
+        return None
+    if not isinstance(label, str) or not label.strip() or has_surrogates(label):
+        problems.add("bad_span", where, "a span's 'label' must be a non-empty string")
+        return None
+    if "text" in span and 0 <= start < end <= len(text) and text[start:end] != span["text"]:
+        problems.add("text_mismatch", where, f"the text at {start}-{end} does not match the span's 'text'")
+        return None
+    return SpanRecord(start, end, label, where)
+
+
+def _span_like_key(obj: dict) -> Optional[str]:
+    """The key of a list that looks like spans (objects with offsets, or [start, end, label]).
+
+    Named in the message only when it looks like a field name, never a value.
+    """
+    for key, value in obj.items():
+        if key == "spans" or not isinstance(value, list) or not value:
             continue
-        if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
-            problems.add("malformed_line", where, f"no string field '{text_field}'")
-            continue
-        text = obj[text_field]
-        spans = []
-        for i, span in enumerate(obj.get("spans") or []):
-            span_where = f"{where} span {i}"
-            try:
-                start, end, label = int(span["start"]), int(span["end"]), str(span["label"])
-            except (KeyError, TypeError, ValueError):
-                problems.add("malformed_line", span_where, "a span needs integer 'start', 'end' and a 'label'")
-                continue
-            if "text" in span and 0 <= start < end <= len(text) and text[start:end] != span["text"]:
-                problems.add("text_mismatch", span_where, f"the text at {start}-{end} does not match the span's 'text'")
-                continue
-            spans.append(SpanRecord(start, end, label, span_where))
-        record_id = str(obj.get("id", f"{path.stem}-{lineno}"))
-        yield check_spans(Record(record_id, text, spans, str(path)), problems)
+        first = value[0]
+        looks = (isinstance(first, dict) and SPAN_KEYS & set(first)) or (
+            isinstance(first, list) and len(first) == 3 and all(_is_offset(v) for v in first[:2]))
+        if looks:
+            return f"'{key}'" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,30}", key) else "another key"
+    return None
 
 
 def read_corpus(
@@ -307,6 +423,7 @@ def read_corpus(
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"{path}: no such file or folder")
+    check_encoding(path, encoding)
     if fmt == "brat":
         return read_brat(path, problems, encoding)
     if fmt == "conll":
