@@ -39,7 +39,11 @@ def write_notes(folder, notes=NOTES):
         (folder / rel).write_text(text, encoding="utf8")
 
 
+KEY = bytes(range(32))  # a test key: pseudonymizing needs one
+
+
 def run(model, inp, out, **kwargs):
+    kwargs.setdefault("key", KEY)
     return deidentify_main(model, inp, out, silent=True, **kwargs)
 
 
@@ -176,7 +180,7 @@ def test_a_component_error_drops_only_that_document(model, tmp_path):
     write_notes(tmp_path / "in", {**NOTES, "boom.txt": "Ana García BOOM"})
     summary = run(nlp, tmp_path / "in", tmp_path / "out")
     assert summary["documents"] == 3 and summary["failures"] == [
-        {"id": "boom.txt", "error": "test_fails_on_boom failed: RuntimeError('cannot handle BOOM')"}]
+        {"id": "boom.txt", "error": "test_fails_on_boom failed: RuntimeError"}]
     assert not (tmp_path / "out/boom.txt").exists()
 
 
@@ -208,5 +212,5 @@ def test_a_failing_batch_goes_on_one_document_at_a_time(model, tmp_path):
     write_notes(tmp_path / "in", {"a.txt": "Ana", "b.txt": "BOOM", "c.txt": "Luis", "d.txt": "Eva"})
     summary = run(nlp, tmp_path / "in", tmp_path / "out", batch_size=2)
     assert summary["documents"] == 3 and summary["failures"] == [
-        {"id": "b.txt", "error": "RuntimeError: cannot handle BOOM"}]
+        {"id": "b.txt", "error": "pipeline failed: RuntimeError"}]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "c.txt", "d.txt"]
