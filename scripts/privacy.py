@@ -13,6 +13,16 @@ Three figures, all from counts (no text is printed or written unless `--show-str
   digit are not counted at all.
 * a filter that drops the synthetic notes that reproduce an identifying PHI string or share
   a run of at least `max_shared_ngram` words (default 20) with a real note.
+* with `--dev` (the split the prompts came from), every real split the run touched is
+  counted: the figures above against the dev split and against train + dev (`splits`), the
+  filter against both, and `prompt_phi`: the prompts (and the samples' opening words) that
+  contain a PHI string of their own dev note, matched as whole words regardless of case and
+  accents. That count must be 0 (generate replaces the prompt's PHI with surrogates).
+
+The figures at the top level of the JSON (`ngram`, `phi`, `real_documents`, ...) are those
+against the training side (the adaptation notes), as before; `splits` holds `train`, `dev`
+and `union`. In `dev` and `union`, a string is identifying when annotated in at most
+`max_gold_docs` documents of train + dev together.
 
 Words are the lower-cased runs of letters, digits and underscores (`\\w+`): whitespace and
 punctuation separate words and are not words. An n-gram never spans two documents.
@@ -26,15 +36,21 @@ practice (tests/test_privacy.py checks them against plain sets of word tuples).
 PHI strings are matched verbatim (case-sensitive unless `ignore_case`, whitespace runs
 treated as one space) at word boundaries: "Ana" does not match inside "Ana" + "lía".
 
-    python -m scripts.privacy synthetic.jsonl corpus/x/train.spacy --output metrics/x/privacy.json \\
-        --filter-output synthetic.kept.jsonl --max-shared-ngram 20
+    python -m scripts.privacy synthetic.jsonl corpus/x/train.spacy --dev corpus/x/dev.spacy \\
+        --output metrics/x/privacy.json --filter-output synthetic.kept.jsonl --max-shared-ngram 20
+
+Only the prompt check, on any run (exits 1 when a prompt holds PHI of its dev note):
+
+    python -m scripts.privacy prompts synthetic/x/run/samples.jsonl corpus/x/dev.spacy
 """
 import hashlib
 import re
+import sys
+import unicodedata
 from array import array
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import srsly
@@ -236,6 +252,116 @@ def phi_reproduction(gold_docs: Iterable[Doc], synth_texts: Iterable[str], min_c
 
 
 # ---------------------------------------------------------------------------
+# PHI of a prompt's own dev note
+# ---------------------------------------------------------------------------
+
+
+def fold(word: str) -> str:
+    """A word as the prompt check compares it: casefolded, accents removed ("García" = "GARCIA"),
+    so that a surrogate differing only in case or accents still counts as the real string."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word.casefold()) if not unicodedata.combining(ch))
+
+
+def folded_words(text: str) -> List[Tuple[str, int, int]]:
+    """(folded word, start, end) of each `\\w+` run of the text: whole words, offsets kept."""
+    return [(fold(m.group()), m.start(), m.end()) for m in WORD.finditer(text)]
+
+
+def phi_word_runs(doc: Doc, min_chars: int = 1) -> Dict[Tuple[str, ...], Set[str]]:
+    """The folded word runs of a document's annotated strings, with their labels.
+
+    Every annotated string with a word counts (`min_chars` 1): in its own note even "45" or
+    a one-letter initial is that patient's."""
+    runs: Dict[Tuple[str, ...], Set[str]] = defaultdict(set)
+    for ent in doc.ents:
+        run = tuple(w for w, _, _ in folded_words(ent.text))
+        if run and len(ent.text.strip()) >= min_chars:
+            runs[run].add(ent.label_)
+    return dict(runs)
+
+
+def find_phi_runs(text: str, runs: Dict[Tuple[str, ...], Set[str]]) -> List[Tuple[int, int, Tuple[str, ...]]]:
+    """(start, end, run) wherever one of `runs` occurs in the text as whole words."""
+    found: List[Tuple[int, int, Tuple[str, ...]]] = []
+    if not runs:
+        return found
+    ws = folded_words(text)
+    by_first: Dict[str, List[Tuple[str, ...]]] = defaultdict(list)
+    for run in runs:
+        by_first[run[0]].append(run)
+    for i, (word, start, _) in enumerate(ws):
+        for run in by_first.get(word, ()):
+            if i + len(run) <= len(ws) and all(ws[i + k][0] == run[k] for k in range(len(run))):
+                found.append((start, ws[i + len(run) - 1][2], run))
+    return found
+
+
+def find_own_phi(text: str, runs: Dict[Tuple[str, ...], Set[str]]) -> List[Tuple[int, int, Tuple[str, ...]]]:
+    """`find_phi_runs`, plus a string cut off by the end of the text (a prompt ending in "Nombre:
+    José" of "José Luis García"): the text's last words are the first words of the string, at
+    least 3 characters of them."""
+    found = find_phi_runs(text, runs)
+    ws = folded_words(text)
+    for run in runs:
+        for k in range(min(len(run) - 1, len(ws)), 0, -1):
+            tail = ws[len(ws) - k:]
+            if tuple(w for w, _, _ in tail) == run[:k] and tail[-1][2] - tail[0][1] >= 3:
+                found.append((tail[0][1], tail[-1][2], run))
+                break
+    return found
+
+
+def opening(text: str, n_words: int) -> str:
+    """The text up to the end of its n-th whitespace-separated word (as generate cuts prompts)."""
+    ws = list(re.finditer(r"\S+", text))[:n_words]
+    return text[ws[0].start(): ws[-1].end()] if ws else ""
+
+
+def doc_id(doc: Doc, i: int) -> str:
+    """A dev document's id as generate names its prompt (the position when it has none)."""
+    return str(doc.user_data.get("id", i))
+
+
+def prompt_phi(records: Iterable[dict], dev_docs: Sequence[Doc], prompt_words: int = 3,
+               min_chars: int = 1) -> Dict:
+    """How many prompts, and samples' openings, hold a PHI string of their own dev note.
+
+    A record's dev note is the one whose id is its `prompt_id`; its opening is as many words
+    of its text as its prompt has (`prompt_words` when it has none): a sample starts with
+    its prompt, so this also catches a prompt field that was changed afterwards. A string
+    cut off by the end of the prompt counts too (`find_own_phi`). Counts only, per label
+    of the strings found; never the strings.
+    """
+    own = {doc_id(doc, i): phi_word_runs(doc, min_chars) for i, doc in enumerate(dev_docs)}
+    prompts: Dict[str, str] = {}
+    samples = openings_with = no_prompt_id = unknown = 0
+    for record in records:
+        pid = record.get("prompt_id")
+        if pid is None:
+            no_prompt_id += 1
+            continue
+        if str(pid) not in own:
+            unknown += 1
+            continue
+        pid, prompt = str(pid), record.get("prompt")
+        if isinstance(prompt, str):
+            prompts.setdefault(pid, prompt)
+        n = len(prompt.split()) if isinstance(prompt, str) and prompt.split() else prompt_words
+        samples += 1
+        openings_with += bool(find_own_phi(opening(record["text"], n), own[pid]))
+    per_label: Counter = Counter()
+    with_phi = 0
+    for pid, prompt in prompts.items():
+        found = find_own_phi(prompt, own[pid])
+        with_phi += bool(found)
+        per_label.update({label for _, _, run in found for label in own[pid][run]})
+    return {"prompts": len(prompts), "prompts_with_own_phi": with_phi, "per_label": dict(per_label.most_common()),
+            "samples": samples, "sample_openings_with_own_phi": openings_with,
+            "samples_without_prompt_id": no_prompt_id, "samples_with_unknown_prompt_id": unknown,
+            "dev_documents": len(own), "min_chars": min_chars, "matched": "whole words, case and accents ignored"}
+
+
+# ---------------------------------------------------------------------------
 # Filter
 # ---------------------------------------------------------------------------
 
@@ -287,10 +413,21 @@ def filter_synthetic(synth_jsonl: Path, gold_docs: Sequence[Doc], real_texts: It
 # ---------------------------------------------------------------------------
 
 
-def read_gold(path: Path) -> List[Doc]:
+def read_gold(path: Path, split: str = "train") -> List[Doc]:
+    """The gold Docs of one real split, each tagged with its split (see `tag_sources`)."""
+    what = "the adaptation corpus" if split == "train" else f"the {split} split"
     if not Path(path).is_file():
-        raise CorpusError(f"{path}: no such file (expected the gold DocBin of the adaptation corpus)")
-    return list(DocBin().from_disk(path).get_docs(Vocab()))
+        raise CorpusError(f"{path}: no such file (expected the gold DocBin of {what})")
+    return tag_sources(list(DocBin().from_disk(path).get_docs(Vocab())), split)
+
+
+def tag_sources(docs: List[Doc], split: str) -> List[Doc]:
+    """Prefix each document's source id with its split, so that when strings are counted over
+    several splits, two files' positional ids ("0", "1") do not merge into one document."""
+    for i, doc in enumerate(docs):
+        source = doc.user_data.get("source_id") or doc.user_data.get("id") or i
+        doc.user_data["source_id"] = f"{split}/{source}"
+    return docs
 
 
 def adaptation_docs(gold_docs: List[Doc], manifest_path: Path) -> tuple:
@@ -321,32 +458,71 @@ def adaptation_docs(gold_docs: List[Doc], manifest_path: Path) -> tuple:
     return chosen, {**info, "documents": len(chosen), "measured_against": "adaptation documents"}
 
 
+def split_figures(real_docs: Sequence[Doc], synth_texts: Sequence[str], n: int, index: PhiIndex,
+                  show_strings: bool = False) -> Dict:
+    """N-gram recall and verbatim PHI reproduction of the synthetic text against one real split."""
+    real_texts = [doc.text for doc in real_docs]
+    return {"documents": len(real_texts), "words": sum(len(words(t)) for t in real_texts),
+            "ngram": ngram_recall(real_texts, synth_texts, n),
+            "phi": phi_reproduction(real_docs, synth_texts, show_strings=show_strings, index=index)}
+
+
 def privacy_report(synth_jsonl: Path, gold_path: Path, n: int = 5, filter_output: Optional[Path] = None,
                    max_shared_ngram: int = 20, drop_phi: bool = True, min_chars: int = 3,
                    max_gold_docs: Optional[int] = 1, ignore_case: bool = False,
                    labels: Optional[Sequence[str]] = None, show_strings: bool = False,
-                   adapter_manifest: Optional[Path] = None) -> Dict:
+                   adapter_manifest: Optional[Path] = None, dev_path: Optional[Path] = None,
+                   prompt_words: int = 3) -> Dict:
     """All three figures; the filter only counts unless `filter_output` is given.
 
     With `adapter_manifest`, the real side is the part of the gold file the generator was
-    adapted on (the paper's "adaptation corpus"); without, the whole gold file.
+    adapted on (the paper's "adaptation corpus"); without, the whole gold file. With
+    `dev_path` (the prompts' split), the figures against dev and train + dev too (`splits`),
+    the filter against both, and the prompts' own-note PHI (`prompt_phi`).
     """
     all_docs = gold_docs = read_gold(gold_path)
     adaptation = None
     if adapter_manifest is not None:
         gold_docs, adaptation = adaptation_docs(all_docs, adapter_manifest)
     real_texts = [doc.text for doc in gold_docs]
-    synth_texts = [record["text"] for _, record in read_synthetic(synth_jsonl)]
+    records = [record for _, record in read_synthetic(synth_jsonl)]
+    synth_texts = [record["text"] for record in records]
     index = PhiIndex(gold_docs, min_chars, max_gold_docs, ignore_case, labels, frequency_docs=all_docs)
-    return {
-        "synthetic": str(synth_jsonl), "gold": str(gold_path), "adaptation": adaptation,
+    report = {
+        "synthetic": str(synth_jsonl), "gold": str(gold_path), "dev": str(dev_path) if dev_path else None,
+        "adaptation": adaptation,
         "real_documents": len(real_texts), "real_words": sum(len(words(t)) for t in real_texts),
         "synthetic_documents": len(synth_texts), "synthetic_words": sum(len(words(t)) for t in synth_texts),
         "ngram": ngram_recall(real_texts, synth_texts, n),
         "phi": phi_reproduction(gold_docs, synth_texts, show_strings=show_strings, index=index),
-        "filter": filter_synthetic(synth_jsonl, gold_docs, real_texts, filter_output, max_shared_ngram,
-                                   drop_phi, index=index),
     }
+    if dev_path is None:
+        report["filter"] = filter_synthetic(synth_jsonl, gold_docs, real_texts, filter_output, max_shared_ngram,
+                                            drop_phi, index=index)
+        return report
+    dev_docs = read_gold(dev_path, "dev")
+    every_doc, union_docs = all_docs + dev_docs, list(gold_docs) + dev_docs
+    settings = (min_chars, max_gold_docs, ignore_case, labels)
+    union_index = PhiIndex(union_docs, *settings, frequency_docs=every_doc)
+    report["splits"] = {
+        "train": {"documents": report["real_documents"], "words": report["real_words"], "ngram": report["ngram"],
+                  "phi": report["phi"]},
+        "dev": split_figures(dev_docs, synth_texts, n, PhiIndex(dev_docs, *settings, frequency_docs=every_doc),
+                             show_strings),
+        "union": split_figures(union_docs, synth_texts, n, union_index, show_strings),
+    }
+    report["filter"] = {**filter_synthetic(synth_jsonl, union_docs, [doc.text for doc in union_docs], filter_output,
+                                           max_shared_ngram, drop_phi, index=union_index),
+                        "against": ["train", "dev"]}
+    report["prompt_phi"] = prompt_phi(records, dev_docs, prompt_words)
+    return report
+
+
+def prompt_phi_line(figures: Dict) -> str:
+    """The prompt check in one line, as `privacy` and `privacy prompts` print it."""
+    return (f"prompts with PHI of their dev note: {figures['prompts_with_own_phi']:,} of {figures['prompts']:,}; "
+            f"samples whose opening holds PHI of their dev note: {figures['sample_openings_with_own_phi']:,} of "
+            f"{figures['samples']:,}")
 
 
 def print_report(report: Dict, show_strings: bool = False) -> None:
@@ -372,6 +548,16 @@ def print_report(report: Dict, show_strings: bool = False) -> None:
         for label, r in phi["per_label"].items():
             if r.get("reproduced_strings"):
                 msg.text(f"{label}: {' | '.join(r['reproduced_strings'])}")
+    if report.get("splits"):
+        msg.info("Against every real split the run touched (identifying in dev and train + dev: annotated in "
+                 f"≤ {phi['max_gold_docs']} documents of both)")
+        msg.table([[split, f["documents"], f"{f['ngram']['recall']:.4f}", f["phi"]["total"]["identifying_strings"],
+                    f["phi"]["total"]["identifying_reproduced"], f["phi"]["total"]["identifying_synthetic_docs"]]
+                   for split, f in report["splits"].items()],
+                  header=["split", "docs", f"{ng['n']}-gram recall", "identifying", "reproduced", "synth docs"],
+                  divider=True, aligns=["l"] + ["r"] * 5)
+    if report.get("prompt_phi"):
+        print_prompt_phi(report["prompt_phi"])
     reasons = f"{filt['dropped_phi']:,} for an identifying PHI string" if filt["drop_phi"] else "PHI not checked"
     if filt["max_shared_ngram"]:
         reasons += f", {filt['dropped_shared_run']:,} for a run of ≥ {filt['max_shared_ngram']} words shared with a real note"
@@ -379,6 +565,45 @@ def print_report(report: Dict, show_strings: bool = False) -> None:
     msg.info(f"Filter: {verb} {filt['dropped']:,} of {filt['documents']:,} synthetic notes ({reasons})")
     if filt["output"]:
         msg.good(f"Kept {filt['kept']:,} notes → {filt['output']}")
+
+
+def print_prompt_phi(figures: Dict) -> None:
+    """The prompt check: good when no prompt or opening holds PHI of its own dev note."""
+    line = prompt_phi_line(figures)
+    line = line[0].upper() + line[1:]
+    if figures["prompts_with_own_phi"] or figures["sample_openings_with_own_phi"]:
+        msg.fail(f"{line} (prompts per label: {figures['per_label']})")
+    else:
+        msg.good(line)
+    if figures["samples_without_prompt_id"] or figures["samples_with_unknown_prompt_id"]:
+        msg.warn(f"{figures['samples_without_prompt_id']:,} samples without a prompt_id and "
+                 f"{figures['samples_with_unknown_prompt_id']:,} with one not in the dev split were not checked")
+
+
+def check_prompts(synth_jsonl: Path, dev_path: Path, prompt_words: int = 3) -> Dict:
+    """Only the prompt check of a produced run (`prompt_phi` against the dev DocBin)."""
+    records = (record for _, record in read_synthetic(synth_jsonl))
+    return {"synthetic": str(synth_jsonl), "dev": str(dev_path),
+            **prompt_phi(records, read_gold(dev_path, "dev"), prompt_words)}
+
+
+def prompts_main(
+    synth_jsonl: Path = typer.Argument(..., help="Synthetic notes (the generator's JSONL, or a -pseudo run's)"),
+    dev_path: Path = typer.Argument(..., help="Gold dev DocBin the prompts were taken from"),
+    prompt_words: int = typer.Option(3, "--prompt-words", help="Opening words checked in a sample without a prompt field"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the counts as JSON here"),
+):
+    """Count the prompts and sample openings holding a PHI string of their own dev note; exit 1 if any."""
+    try:
+        figures = check_prompts(synth_jsonl, dev_path, prompt_words)
+    except (CorpusError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    print_prompt_phi(figures)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, figures)
+    if figures["prompts_with_own_phi"] or figures["sample_openings_with_own_phi"]:
+        raise typer.Exit(1)
 
 
 def main(
@@ -395,12 +620,15 @@ def main(
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated PHI labels to check (default: all)"),
     show_strings: bool = typer.Option(False, "--show-strings", help="Print and save the reproduced PHI strings (private!)"),
     adapter_manifest: Optional[Path] = typer.Option(None, "--adapter-manifest", help="The adapter's manifest.json (or folder): measure against the documents it was adapted on"),
+    dev_path: Optional[Path] = typer.Option(None, "--dev", help="Gold dev DocBin (the prompts' split): count it too, and the prompts' own-note PHI"),
+    prompt_words: int = typer.Option(3, "--prompt-words", help="Opening words checked in a sample without a prompt field"),
 ):
     """N-gram recall, verbatim PHI reproduction and an optional filter of synthetic notes."""
     try:
         report = privacy_report(synth_jsonl, gold_path, n, filter_output, max_shared_ngram, not no_drop_phi,
                                 min_chars, max_gold_docs or None, ignore_case,
-                                labels.split(",") if labels else None, show_strings, adapter_manifest)
+                                labels.split(",") if labels else None, show_strings, adapter_manifest,
+                                dev_path, prompt_words)
     except (CorpusError, ValueError) as err:
         msg.fail(str(err), exits=1)
     print_report(report, show_strings)
@@ -411,4 +639,8 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    if sys.argv[1:2] == ["prompts"]:  # python -m scripts.privacy prompts SAMPLES DEV
+        sys.argv.pop(1)
+        typer.run(prompts_main)
+    else:
+        typer.run(main)
