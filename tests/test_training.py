@@ -65,3 +65,85 @@ def test_transformer_config_with_a_local_encoder(tiny_corpus, tmp_path):
     assert nlp.pipe_names == ["transformer", "ner"]
     docs = list(nlp.pipe(["Paciente de 70 años.", "Nombre: Ana."]))
     assert all(doc._.trf_data is not None for doc in docs)
+
+
+# --- Saved pipelines hold no training-text strings, and pruning changes nothing they do ---
+
+def note_words(texts):
+    """Words of 4+ characters of texts, casefolded (as scripts/wheel_check.py counts them)."""
+    from scripts.wheel_check import words
+
+    return set().union(*(words(text) for text in texts))
+
+
+def test_saved_pipelines_hold_only_the_strings_they_need(tiny_corpus, tmp_path):
+    timed_train(ROOT / "configs/ner_cpu.cfg", tmp_path / "model", train_overrides(tiny_corpus))
+    counts = srsly.read_json(tmp_path / "model/train_time.json")["strings"]
+    for name in ("model-best", "model-last"):
+        strings = srsly.read_json(tmp_path / "model" / name / "vocab/strings.json")
+        labels = {label for _, spans in NOTES for *_, label in spans}
+        assert set(strings) == labels | {"ROOT"}  # the NER's labels, and the moves' root label
+        assert counts[name]["after"] == len(strings) and counts[name]["before"] > 50
+        assert not note_words(strings) & (note_words(t for t, _ in NOTES) - note_words(labels))
+
+
+@pytest.fixture(scope="module")
+def unpruned_and_pruned(tiny_corpus, tmp_path_factory):
+    """A model as `spacy train` saves it (30 steps: it finds entities), and its pruned copy."""
+    import shutil
+
+    from spacy.cli.train import train
+
+    from scripts.prune_strings import prune_strings
+
+    folder = tmp_path_factory.mktemp("prune")
+    train(ROOT / "configs/ner_cpu.cfg", folder / "model",
+          overrides=train_overrides(tiny_corpus, **{"training.max_steps": 30, "training.eval_frequency": 10}))
+    shutil.copytree(folder / "model/model-best", folder / "pruned")
+    counts = prune_strings(folder / "pruned")
+    assert counts["after"] < counts["before"]
+    return folder / "model/model-best", folder / "pruned"
+
+
+def outputs(nlp, texts):
+    """Everything the pipeline decides: tokens, tok2vec tensors, entities, deidentified text."""
+    from scripts.deidentify import prepare_pipeline
+
+    nlp = prepare_pipeline(nlp, mode="pseudonymize", seed=3)
+    out = []
+    for doc in nlp.pipe(texts):
+        out.append(([t.text for t in doc], doc.tensor.tolist(),
+                    [(e.start_char, e.end_char, e.label_) for e in doc.ents], doc._.deidentified))
+    return out
+
+
+UNSEEN = ["Paciente Juan Pérez, 33 años, ingresado en Hospital Clínico de Madrid el 01/02/2020.",
+          "Correo: ana.garcia@example.com. Sexo: H. NHC: 1234567. Remitida por la Dra. Marta Ruiz."]
+
+
+def test_pruning_changes_nothing_the_pipeline_does(unpruned_and_pruned):
+    before, after = (spacy.load(path) for path in unpruned_and_pruned)
+    texts = [text for text, _ in NOTES] + UNSEEN
+    found_before = outputs(before, texts)
+    assert any(ents for _, _, ents, _ in found_before), "30 steps find entities"
+    assert found_before == outputs(after, texts)
+    for mode in ("redact", "mask"):
+        for nlp in (before, after):
+            nlp.get_pipe("deid_transform").mode = mode
+        assert [d._.deidentified for d in before.pipe(texts)] == [d._.deidentified for d in after.pipe(texts)]
+
+
+def test_pruning_changes_nothing_on_any_text(unpruned_and_pruned):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    before, after = (spacy.load(path) for path in unpruned_and_pruned)
+    vocabulary = sorted({w for text, _ in NOTES + [(t, []) for t in UNSEEN] for w in text.split()})
+    text = st.lists(st.one_of(st.sampled_from(vocabulary), st.text(min_size=1, max_size=12)), min_size=1, max_size=25)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(text.map(" ".join))
+    def same(t):
+        assert outputs(before, [t]) == outputs(after, [t])
+
+    same()
