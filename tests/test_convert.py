@@ -556,3 +556,155 @@ def test_cli_lenient_writes_report(tmp_path):
     assert report["skipped"] == {"malformed_line": 1}
     assert report["entities"] == 2
     assert len(load(out)) == 2
+
+
+# --- Regressions found by fuzzing (tests/test_convert_fuzz.py) --------------------------
+
+
+def one_brat(tmp_path, text, ann):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "x.txt").write_text(text, encoding="utf-8")
+    (folder / "x.ann").write_text(ann, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("ann", [
+    "T1\tNOMBRE \u00b2 3\tAn\n",  # '²'.isdigit() is True but int('²') raised a bare ValueError
+    "T1\tNOMBRE 0 " + "9" * 5000 + "\tAn\n",  # int() past Python's digit limit
+    "T1\t 0 3\tAna\n",  # an empty label became an entity spaCy silently dropped
+])
+def test_brat_bad_offsets_and_labels_are_corpus_errors(tmp_path, ann):
+    folder = one_brat(tmp_path, "Ana vive.\n", ann)
+    with pytest.raises(CorpusError) as err:
+        run(tmp_path, folder, "brat")
+    assert_names(err, folder / "x.ann", 1)
+    report, _ = run(tmp_path, folder, "brat", lenient=True)
+    assert report["skipped"] == {"malformed_line": 1}
+
+
+def test_brat_annotated_text_with_tab_and_line_separator(tmp_path):
+    # A tab in the annotated string split the line in four; U+2028 split it in two.
+    text = "Ana\tMaría\u2028Pérez vive.\n"
+    ann = "T1\tNOMBRE 0 9\tAna\tMaría\nT2\tNOMBRE 10 15\tPérez\n"
+    report, docs = run(tmp_path, one_brat(tmp_path, text, ann), "brat")
+    assert report["skipped"] == {}
+    assert [(e.label_, e.start_char, e.end_char) for e in docs[0].ents] == [("NOMBRE", 0, 9), ("NOMBRE", 10, 15)]
+
+
+def test_brat_lenient_skips_undecodable_file(tmp_path):
+    folder = brat(tmp_path, "T1\tTERRITORIO 8 14\tMadrid\n", bad_txt="Vive en Madrid, José.\n", encoding="latin-1")
+    report, docs = run(tmp_path, folder, "brat", lenient=True)
+    assert report["skipped"] == {"undecodable_file": 1}
+    assert report["skipped_where"]["undecodable_file"] == [str(folder / "b_bad.txt")]
+    assert len(docs) == 1
+
+
+def test_jsonl_line_separators_inside_strings(tmp_path):
+    # json.dumps(ensure_ascii=False) leaves NEL and U+2028 raw: str.splitlines() cut such a
+    # record in two (two malformed lines) and shifted every later line number.
+    path = tmp_path / "sep.jsonl"
+    records = [{"text": "Ana\x85vive\u2028en Lund.", "spans": [{"start": 0, "end": 3, "label": "PER"}]},
+               {"text": "Sin datos.", "spans": []}, '{"text": "Ana", "spans": [']
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records),
+                    encoding="utf-8")
+    with pytest.raises(CorpusError) as err:
+        run(tmp_path, path, "jsonl")
+    assert_names(err, path, 3)
+    report, docs = run(tmp_path, path, "jsonl", lenient=True)
+    assert report["skipped"] == {"malformed_line": 1}
+    assert docs[0].text == records[0]["text"] and ents(docs) == [("PER", "Ana")]
+
+
+@pytest.mark.parametrize("span", [
+    {"start": 0.7, "end": 3, "label": "PER"},  # int() truncated floats
+    {"start": True, "end": 3, "label": "PER"},  # and took true as 1
+    {"start": "0", "end": 3, "label": "PER"},  # and "0" as 0
+    {"start": 0, "end": 3, "label": None},  # str(None) became the label "None"
+    {"start": 0, "end": 3, "label": ""},
+    {"start": 0, "end": 3},
+    "0-3",
+])
+def test_jsonl_span_wrong_types_are_not_cast(tmp_path, span):
+    path = jsonl(tmp_path, json.dumps({"text": "Ana vive.", "spans": [span]}))
+    with pytest.raises(CorpusError) as err:
+        run(tmp_path, path, "jsonl")
+    assert_names(err, path, 2)
+    report, docs = run(tmp_path, path, "jsonl", lenient=True)
+    assert report["skipped"] == {"bad_span": 1}
+    assert len(docs) == 3
+
+
+@pytest.mark.parametrize("line", [
+    '{"text": "Ana", "spans": 5}',  # TypeError escaped
+    '{"text": "Ana", "spans": {"start": 0}}',
+    '{"text": "Ana", "spans": [{"start": 0, "end": Infinity, "label": "X"}]}',  # OverflowError escaped
+    '{"text": "Ana", "n": ' + "9" * 5000 + "}",  # ValueError (digit limit) escaped
+    "[" * 100000 + "]" * 100000,  # RecursionError escaped
+    '{"text": "Ana \\ud800", "spans": []}',  # a lone surrogate: UnicodeEncodeError in spaCy
+    '{"text": "Ana", "id": {"a": 1}, "spans": []}',
+])
+def test_jsonl_unreadable_records_are_corpus_errors(tmp_path, line):
+    path = jsonl(tmp_path, line)
+    with pytest.raises(CorpusError) as err:
+        run(tmp_path, path, "jsonl")
+    assert_names(err, path, 2)
+    report, docs = run(tmp_path, path, "jsonl", lenient=True)
+    assert sum(report["skipped"].values()) == 1
+    assert len(docs) == (3 if "bad_span" in report["skipped"] else 2)  # a bad span keeps its record
+
+
+@pytest.mark.parametrize("key, value", [
+    ("entities", [{"start_offset": 0, "end_offset": 3, "label": "PER"}]),  # doccano
+    ("label", [[0, 3, "PER"]]),  # doccano, older
+    ("ents", [{"start": 0, "end": 3, "label": "PER"}]),
+])
+def test_jsonl_spans_under_another_key_fail(tmp_path, key, value):
+    # Issue 12: these converted to 0 entities with a success mark.
+    path = jsonl(tmp_path, json.dumps({"text": "Ana vive.", key: value}))
+    with pytest.raises(CorpusError) as err:
+        run(tmp_path, path, "jsonl")
+    assert_names(err, path, 2)
+    assert f"'{key}'" in str(err.value)
+    report, _ = run(tmp_path, path, "jsonl", lenient=True)
+    assert report["skipped"] == {"spans_under_other_key": 1}
+
+
+def test_zero_entities_warns(tmp_path, capsys):
+    from scripts.convert import print_report
+    path = tmp_path / "none.jsonl"
+    path.write_text(json.dumps({"text": "Ana vive."}) + "\n", encoding="utf-8")
+    report, _ = run(tmp_path, path, "jsonl")
+    assert report["entities"] == 0 and report["warnings"]
+    print_report(report)
+    assert "no entities" in capsys.readouterr().out
+    _, _ = run(tmp_path, jsonl(tmp_path, json.dumps(JSONL_GOOD)), "jsonl")
+
+
+def test_jsonl_and_conll_ignore_a_leading_bom(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_text("\ufeff" + json.dumps(JSONL_GOOD) + "\n", encoding="utf-8")
+    _, docs = run(tmp_path, path, "jsonl")
+    assert ents(docs) == [("NOMBRE", "Juan Pérez")]
+    path = tmp_path / "bom.conll"
+    path.write_text("\ufeffAna\tPER\nvive\tO\n", encoding="utf-8")
+    _, docs = run(tmp_path, path, "conll")
+    assert docs[0].text == "Ana vive" and ents(docs) == [("PER", "Ana")]
+
+
+def test_conll_messages_never_echo_the_tag(tmp_path):
+    # A space-separated 'Juan Pérez' line puts a name in the tag column.
+    path = conll(tmp_path, ["Juan Pérez", "vive\tO", "x\tB-"])
+    with pytest.raises(CorpusError) as err:
+        run(tmp_path, path, "conll", tag_scheme="bio")
+    assert_names(err, path, 1)
+    assert "Pérez" not in str(err.value)
+    report, _ = run(tmp_path, path, "conll", tag_scheme="bio", lenient=True)
+    assert report["skipped"] == {"bad_tag": 2}  # 'B-' has no label either
+
+
+@pytest.mark.parametrize("sents_per_doc", [0, -1])
+def test_conll_sents_per_doc_must_be_positive(tmp_path, sents_per_doc):
+    path = conll(tmp_path, ["Ana\tPER"])
+    with pytest.raises(CorpusError):  # 0 raised a bare ValueError from range()
+        run(tmp_path, path, "conll", sents_per_doc=sents_per_doc)
