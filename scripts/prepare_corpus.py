@@ -7,6 +7,8 @@ When there is no dev part, a seeded share of the training documents is held out 
 so that model selection never looks at the test split.
 """
 import random
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -43,6 +45,8 @@ def hold_out_dev(train_path: Path, dev_path: Path, share: float, seed: int) -> D
         raise CorpusError(f"--dev-share must be between 0 and 1, not {share}")
     docbin = DocBin(store_user_data=True).from_disk(train_path)
     docs = list(docbin.get_docs(spacy.blank("xx").vocab))
+    if len(docs) < 2:  # one document went to dev and left train empty
+        raise CorpusError(f"{train_path}: {len(docs)} training document(s), too few to hold out a dev share")
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     n_dev = max(1, round(len(docs) * share))
@@ -50,6 +54,19 @@ def hold_out_dev(train_path: Path, dev_path: Path, share: float, seed: int) -> D
     DocBin(docs=[d for i, d in enumerate(docs) if i in dev_ids], store_user_data=True).to_disk(dev_path)
     DocBin(docs=[d for i, d in enumerate(docs) if i not in dev_ids], store_user_data=True).to_disk(train_path)
     return {"train": len(docs) - n_dev, "dev": n_dev}
+
+
+def _convert_parts(inputs: Dict, staging: Path, fmt: str, lang: str, dev_share: float, seed: int,
+                   convert_args: Dict) -> Dict:
+    """Convert every part into `staging`, so that a failing part leaves the old corpus whole."""
+    reports = {}
+    for split, path in inputs.items():
+        if path is not None:
+            reports[split] = convert(path, staging / f"{split}.spacy", fmt, lang, **convert_args)
+    if inputs["dev"] is None:
+        sizes = hold_out_dev(staging / "train.spacy", staging / "dev.spacy", dev_share, seed)
+        reports["dev"] = {"held_out_from_train": sizes, "seed": seed}
+    return reports
 
 
 def prepare(
@@ -66,17 +83,21 @@ def prepare(
         if inputs[split] is None:
             patterns = ", ".join(p.format(split=split) for p in PATTERNS[fmt])
             raise CorpusError(f"{data_dir}: no {split} part found (looked for {patterns})")
-    reports = {}
-    for split, path in inputs.items():
-        if path is None:
-            continue
-        report = convert(path, output_dir / f"{split}.spacy", fmt, lang, **convert_args)
-        print_report(report)
-        reports[split] = report
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
+    try:
+        reports = _convert_parts(inputs, staging, fmt, lang, dev_share, seed, convert_args)
+        for split in SPLITS:  # all parts converted: only now replace the old ones
+            (staging / f"{split}.spacy").replace(output_dir / f"{split}.spacy")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for split, report in reports.items():
+        if "output" in report:
+            report["output"] = str(output_dir / f"{split}.spacy")
+            print_report(report)
     if inputs["dev"] is None:
-        sizes = hold_out_dev(output_dir / "train.spacy", output_dir / "dev.spacy", dev_share, seed)
+        sizes = reports["dev"]["held_out_from_train"]
         msg.info(f"No dev part: held out {sizes['dev']} of the training documents as dev (seed {seed})")
-        reports["dev"] = {"held_out_from_train": sizes, "seed": seed}
     srsly.write_json(output_dir / "report.json", reports)
     return reports
 

@@ -708,3 +708,30 @@ def test_conll_sents_per_doc_must_be_positive(tmp_path, sents_per_doc):
     path = conll(tmp_path, ["Ana\tPER"])
     with pytest.raises(CorpusError):  # 0 raised a bare ValueError from range()
         run(tmp_path, path, "conll", sents_per_doc=sents_per_doc)
+
+
+def test_prepare_failure_leaves_the_old_corpus_whole(tmp_path):
+    # The train part used to be written (and the old one replaced) before the test part failed.
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        (data / f"{split}.jsonl").write_text(json.dumps(JSONL_GOOD) + "\n", encoding="utf-8")
+    prepare(data, out, "jsonl", "es")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (data / "train.jsonl").write_text(json.dumps(JSONL_GOOD) + "\n" + json.dumps({**JSONL_GOOD, "id": "t2"}) + "\n")
+    (data / "test.jsonl").write_text('{"text": "Ana", "spans": [\n', encoding="utf-8")
+    with pytest.raises(CorpusError) as err:
+        prepare(data, out, "jsonl", "es")
+    assert_names(err, data / "test.jsonl", 1)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder left either
+
+
+def test_prepare_hold_out_needs_two_documents(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / f"{split}.jsonl").write_text(json.dumps(JSONL_GOOD) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError) as err:  # one document went to dev, train was left empty
+        prepare(data, tmp_path / "out", "jsonl", "es")
+    assert "train.spacy" in str(err.value)
+    assert not (tmp_path / "out" / "train.spacy").exists()
