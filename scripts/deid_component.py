@@ -493,7 +493,10 @@ _PROSE_WORD = re.compile(r"(?<![\w.@/:-])[^\W\d_]+(?![\w@/-]|\.\w)")
 # bring one back, and (name, hospital, organisation) their other mentions are replaced too.
 _PART_KINDS = (*_NAME_KINDS, "street", "city", "territory", "country", "hospital", "organisation")
 _PROPAGATED_PART_KINDS = (*_NAME_KINDS, "hospital", "organisation")
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+# Combining marks are no word characters to `re`: a decomposed (NFD) "García" is one word too.
+_MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_LETTERS = rf"[^\W\d_](?:[^\W\d_]|[{_MARKS}])*"
+_WORD = re.compile(rf"{_LETTERS}(?:['’]{_LETTERS})*")
 _PARTICLES = {"de", "del", "la", "las", "los", "y", "i", "da", "van", "von", "der", "af", "el"}
 _TITLES = {"dr", "dra", "sr", "sra", "srta", "don", "doña", "dña", "prof", "doktor", "syster"}
 _CAP = r"[A-ZÁÉÍÓÚÑÅÄÖ][^\W\d_]+"
@@ -755,7 +758,7 @@ class Surrogates:
                 # known as a surname ("Andreu Fonseca"), then known first names; never the last.
                 word = m.group()
                 if i == 0:
-                    leading = self._is_first_name(word) or word.casefold() not in self.data.last.lookup
+                    leading = self._is_first_name(word) or unicodedata.normalize("NFC", word).casefold() not in self.data.last.lookup
                 else:
                     leading = (
                         i < len(real) - 1
@@ -781,12 +784,12 @@ class Surrogates:
         return self._name(text, "last")
 
     def _is_first_name(self, word: str) -> bool:
-        folded = word.casefold()
+        folded = unicodedata.normalize("NFC", word).casefold()
         return folded in self.data.first_female.lookup or folded in self.data.first_male.lookup
 
     def _guess_role(self, word: str) -> str:
-        folded = word.casefold()
-        if folded in self.parts or folded in self.data.last.lookup:
+        folded = unicodedata.normalize("NFC", word).casefold()
+        if fold(word) in self.parts or folded in self.data.last.lookup:
             return "last"
         return "first" if self._is_first_name(word) else "last"
 
@@ -794,8 +797,8 @@ class Surrogates:
         """A name part's surrogate, the same for the part in any case or accent form. With a
         key it is drawn from the part alone (and its role), so a surname gets the same
         surrogate alone and inside every full name, in every note of the run."""
-        folded = word.casefold()
-        initial = len(word) == 1
+        folded = unicodedata.normalize("NFC", word).casefold()  # the name lists are NFC
+        initial = len(folded) == 1
         key = fold(word) + "." if initial else fold(word)
         if key not in self.parts:
             with self._scope("name-part", role, key, str(self._name_attempt)):

@@ -409,3 +409,170 @@ def test_street_surrogates_keep_the_form_of_the_original():
     surrogates = Surrogates(locale_data("es_ES"), random.Random(0), [("street", "Paseo Miguel Galvan, 35, Bajo A"), ("country", "España")], 365, 2)
     new = surrogates.get("street", "Paseo Miguel Galvan, 35, Bajo A")
     assert re.fullmatch(r"Paseo \D+, \d\d, Bajo [A-Z]", new) and not surrogates.leaks(new)
+
+
+# --------------------------------------------------------------------------
+# Other mentions in any case or accent form (issue 10, item 3)
+# --------------------------------------------------------------------------
+
+
+def _transform_doc(text, ents, **config):
+    """deid_transform (no rules) on `text` with `ents` = [(label, string, nth occurrence)]."""
+    nlp = spacy.blank("es", config=TOKENIZER)
+    transform = nlp.add_pipe("deid_transform", config={"rules_key": "none", **config})
+    doc = nlp.make_doc(text)
+    spans = []
+    for label, string, nth in ents:
+        start = -1
+        for _ in range(nth + 1):
+            start = text.index(string, start + 1)
+        spans.append(doc.char_span(start, start + len(string), label=label))
+    doc.ents = spans
+    return transform, transform(doc)
+
+
+@pytest.mark.parametrize("mode", ["redact", "pseudonymize"])
+@pytest.mark.parametrize("found,again", [
+    ("Ana García", "ANA GARCÍA"), ("Ana García", "ana garcía"), ("ANA GARCÍA", "Ana García"),
+    ("Ana García", "ANA GARCIA"), ("Ana García", "ana garcia"), ("Strauß", "STRAUSS"), ("Strauss", "STRAUß"),
+    ("İnce Yılmaz", "ince yılmaz"), ("Ince", "İNCE"),
+    ("Ana García", "Ana Garci\u0301a"), ("Ana Garci\u0301a", "Ana García"),  # NFD and NFC
+])
+def test_a_found_string_is_replaced_in_any_case_or_accent_form(found, again, mode):
+    text = f"Paciente: {found}, 45 años. Control: {again} acude sola."
+    _, doc = _transform_doc(text, [("NOMBRE_SUJETO_ASISTENCIA", found, 0)], mode=mode, seed=1)
+    out, spans = doc._.deidentified, doc._.deid_spans
+    assert [s["source"] for s in spans] == ["ner", "propagated"], (found, again)
+    assert text[spans[1]["start"]:spans[1]["end"]] == again  # exact offsets, marks included
+    assert out.endswith(" acude sola.") and found not in out and again not in out
+    if mode == "pseudonymize":  # the same surrogate, in the case of the mention
+        assert spans[1]["replacement"].casefold() == spans[0]["replacement"].casefold()
+
+
+def test_a_name_part_in_another_case_goes_but_a_prose_word_stays():
+    """"GARCÍA" and "Garcia" alone go with the found "Ana García"; "Rosa" of a found "Rosa
+    Pérez" stays where the note also writes "rosa" in lower case (a word of prose)."""
+    text = "Ana García y Rosa Pérez. Vuelve GARCÍA; Garcia firma. Piel rosa. Rosa llama."
+    _, doc = _transform_doc(text, [("NOMBRE_SUJETO_ASISTENCIA", "Ana García", 0),
+                                   ("NOMBRE_PERSONAL_SANITARIO", "Rosa Pérez", 0)], seed=4)
+    out, spans = doc._.deidentified, doc._.deid_spans
+    assert [text[s["start"]:s["end"]] for s in spans if s["source"] == "propagated"] == ["GARCÍA", "Garcia"]
+    assert "García" not in out and "GARCÍA" not in out and "Piel rosa. Rosa llama." in out
+    surname = spans[0]["replacement"].split()[-1]
+    assert spans[2]["replacement"] == surname.upper() and spans[3]["replacement"] == surname
+
+
+# --------------------------------------------------------------------------
+# Values a surrogate cannot handle are redacted, never fail the note (item 7)
+# --------------------------------------------------------------------------
+
+
+def test_odd_dates_are_shifted_or_redacted_never_fail_the_note():
+    text = "Visto el 3 de ſeptiembre de 2019, el 5 de ABRİL de 2019, el 31/12/9999 y el 01/01/0001."
+    dates = ["3 de ſeptiembre de 2019", "5 de ABRİL de 2019", "31/12/9999", "01/01/0001"]
+    assert [m.group() for _, _, m in find_dates(text)] == dates
+    assert [date_fields(m)[1] for _, _, m in find_dates(text)] == [9, 4, 12, 1]
+    for seed in range(12):
+        _, doc = _transform_doc(text, [("FECHAS", d, 0) for d in dates], seed=seed)
+        spans = doc._.deid_spans
+        assert re.fullmatch(r"3 de septiembre de 2019", text[spans[0]["start"]:spans[0]["end"]].replace("ſ", "s"))
+        assert re.fullmatch(r"\d{1,2} de [a-z]+ de \d{4}", spans[0]["replacement"])
+        assert re.fullmatch(r"\d{1,2} de [A-Z]+ de \d{4}", spans[1]["replacement"])  # upper case kept
+        # One of the two far dates leaves the calendar whichever way the shift goes: redacted.
+        fallbacks = [s for s in spans if s.get("fallback")]
+        assert fallbacks and all(s["fallback"] == "redact" and s["fallback_reason"] == "OverflowError"
+                                 and s["replacement"] == "[FECHAS]" for s in fallbacks)
+        assert not any(d in doc._.deidentified for d in dates)
+    assert find_dates("00/00/0000") == []  # no day, month nor year 0
+
+
+def test_a_surrogate_that_holds_its_original_is_redacted():
+    """An age 0 has nothing to move, a name of particles has nothing to draw: redacted."""
+    text = "Recién nacido, 0 meses. Visto por de la Vega, firma de la."
+    _, doc = _transform_doc(text, [("EDAD_SUJETO_ASISTENCIA", "0 meses", 0), ("NOMBRE_PERSONAL_SANITARIO", "de la", 1)])
+    assert [(s["replacement"], s.get("fallback_reason")) for s in doc._.deid_spans] == [
+        ("[EDAD_SUJETO_ASISTENCIA]", "SurrogateLeak"), *[("[NOMBRE_PERSONAL_SANITARIO]", "SurrogateLeak")] * 2]
+
+
+# --------------------------------------------------------------------------
+# Keyed surrogates (item 9)
+# --------------------------------------------------------------------------
+
+KEY = bytes(range(100, 132))
+
+
+def _keyed(text, ents, key=KEY, group=None, **config):
+    nlp = spacy.blank("es", config=TOKENIZER)
+    transform = nlp.add_pipe("deid_transform", config={"rules_key": "none", **config})
+    transform.set_key(key)
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(text.index(s), text.index(s) + len(s), label=label) for label, s in ents]
+    doc._.deid_group = group
+    return {text[s["start"]:s["end"]]: s["replacement"] for s in transform(doc)._.deid_spans}
+
+
+def test_with_a_key_the_same_real_value_gets_the_same_surrogate_in_every_note():
+    a = _keyed("Nota 1: Ana García López vive en Getafe. Alta el 12/03/2019.",
+               [("NOMBRE_SUJETO_ASISTENCIA", "Ana García López"), ("TERRITORIO", "Getafe"), ("FECHAS", "12/03/2019")])
+    b = _keyed("Otra nota, otro día: GARCÍA; de Getafe. Fue el 14/03/2019, ayer.",
+               [("NOMBRE_SUJETO_ASISTENCIA", "GARCÍA"), ("TERRITORIO", "Getafe"), ("FECHAS", "14/03/2019")])
+    assert b["Getafe"] == a["Getafe"]
+    assert b["GARCÍA"] == a["Ana García López"].split()[1].upper()  # the surname alone, as in the full name
+    # Different notes, no group: each its own date shift (as without a key) ...
+    c = _keyed("Otra nota, otro día: Fue el 14/03/2019, ayer.", [("FECHAS", "14/03/2019")], group="p1")
+    d = _keyed("Nota 1: Alta el 12/03/2019, sin más.", [("FECHAS", "12/03/2019")], group="p1")
+    # ... one patient's notes (doc._.deid_group): one shift, so the interval stays.
+    moved = [date(*reversed(date_fields(find_dates(x)[0][2]))) for x in (d["12/03/2019"], c["14/03/2019"])]
+    assert (moved[1] - moved[0]).days == 2
+    # Another key: other surrogates; the key is in no repr, config or serialization.
+    other = _keyed("Nota 1: Ana García López vive en Getafe. Alta el 12/03/2019.",
+                   [("NOMBRE_SUJETO_ASISTENCIA", "Ana García López"), ("TERRITORIO", "Getafe"), ("FECHAS", "12/03/2019")],
+                   key=bytes(range(32)))
+    assert other != a
+
+
+def test_the_key_stays_in_memory_and_reaches_worker_processes(tmp_path):
+    import pickle
+
+    nlp = ruler_pipeline("es", PATTERNS_ES, seed=7)
+    transform = nlp.get_pipe("deid_transform")
+    assert not transform.keyed
+    unkeyed = nlp(NOTE_ES)._.deidentified
+    transform.set_key(KEY)
+    assert transform.keyed
+    keyed = nlp(NOTE_ES)._.deidentified
+    assert keyed != unkeyed
+    hexkey = KEY.hex()
+    for shown in (repr(transform), str(transform.__dict__), str(nlp.config), nlp.to_bytes().hex(), str(nlp.meta)):
+        assert hexkey not in shown and KEY.hex().upper() not in shown and repr(KEY) not in shown
+    nlp.to_disk(tmp_path / "m")
+    assert not any(KEY in f.read_bytes() for f in (tmp_path / "m").rglob("*") if f.is_file())
+    assert not spacy.load(tmp_path / "m").get_pipe("deid_transform").keyed
+    # Pickled (spaCy's n_process > 1 under the spawn start method): the key goes along.
+    copy = pickle.loads(pickle.dumps(transform))
+    assert copy.keyed and copy(nlp.make_doc(NOTE_ES)) is not None
+    transform.set_key(None)
+    assert nlp(NOTE_ES)._.deidentified == unkeyed  # without a key: as before, from seed and text
+    with pytest.raises(ValueError, match="too short") as err:
+        transform.set_key(b"short")
+    assert "short" not in str(err.value).replace("too short", "")
+
+
+def test_load_key(tmp_path, monkeypatch):
+    from scripts.deid_component import load_key
+
+    monkeypatch.delenv("DEID_SURROGATE_KEY", raising=False)
+    assert load_key() is None
+    (tmp_path / "hex").write_text(KEY.hex() + "\n")
+    (tmp_path / "raw").write_bytes(KEY)
+    assert load_key(tmp_path / "hex") == KEY == load_key(tmp_path / "raw")
+    monkeypatch.setenv("DEID_SURROGATE_KEY", KEY.hex())
+    assert load_key() == KEY
+    (tmp_path / "short").write_text("abcd1234")
+    for bad in ("short", "missing"):
+        with pytest.raises(ValueError, match=bad) as err:
+            load_key(tmp_path / bad)
+        assert "abcd1234" not in str(err.value)
+    monkeypatch.setenv("DEID_SURROGATE_KEY", "aaaaaaaaaaaaaaaaaaaaaaaaaa")
+    with pytest.raises(ValueError, match="DEID_SURROGATE_KEY"):
+        load_key()
