@@ -16,7 +16,8 @@ from spacy.tokens import DocBin
 from scripts.adapt import adapt
 from scripts.causal_lm import build_tiny_model, load_causal_lm
 from scripts.demo_corpus import generate_split
-from scripts.generate import DROPPED, SAMPLES, GenerateError, first_words, generate, samples_per_prompt
+from scripts.generate import (DROPPED, SAMPLES, GenerateError, first_words, generate, make_prompts,
+                               samples_per_prompt)
 from scripts.generation import BatchedSampler, degenerate_reason, nucleus_sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,8 @@ def corpus(tmp_path_factory):
         docbin = DocBin(store_user_data=True)
         for note in notes[split]:
             doc = nlp.make_doc(note["text"])
+            doc.ents = [doc.char_span(s["start"], s["end"], label=s["label"], alignment_mode="expand")
+                        for s in note["spans"]]
             doc.user_data["id"] = note["id"]
             docbin.add(doc)
         docbin.to_disk(folder / f"{split}.spacy")
@@ -65,6 +68,66 @@ def test_first_words():
     assert first_words("Uno") == "Uno"
 
 
+def phi_docbin(path, notes):
+    """A DocBin of (text, [(substring, label)], annotated) notes: ents set only when annotated."""
+    nlp = spacy.blank("es")
+    docbin = DocBin(store_user_data=True)
+    for i, (text, spans, annotated) in enumerate(notes):
+        doc = nlp.make_doc(text)
+        if annotated:
+            doc.ents = [doc.char_span(text.index(sub), text.index(sub) + len(sub), label=label) for sub, label in spans]
+        doc.user_data["id"] = f"n{i}"
+        docbin.add(doc)
+    docbin.to_disk(path)
+    return path
+
+
+NOTES = [
+    ("Ana García López, de 45 años, acude a urgencias.", [("Ana García López", "NOMBRE_SUJETO_ASISTENCIA"),
+                                                           ("45 años", "EDAD_SUJETO_ASISTENCIA")], True),
+    ("Nombre: José Luis Pérez. Varón de 70 años.", [("José Luis Pérez", "NOMBRE_SUJETO_ASISTENCIA"),
+                                                    ("Varón", "SEXO_SUJETO_ASISTENCIA")], True),
+    ("Varón de 70 años que acude.", [("Varón", "SEXO_SUJETO_ASISTENCIA")], True),
+    ("Paciente mujer remitida desde Madrid.", [("mujer", "SEXO_SUJETO_ASISTENCIA")], True),
+    ("Datos del paciente sin PHI.", [], True),
+]
+
+
+def test_prompts_carry_no_gold_phi_and_record_the_replacement(tmp_path):
+    from scripts.privacy import fold
+
+    prompts = make_prompts(phi_docbin(tmp_path / "dev.spacy", NOTES), n_words=3, lang="es", seed=0)
+    by_id = {p["id"]: p for p in prompts}
+    assert list(by_id) == ["n0", "n1", "n2", "n3", "n4"]
+    for prompt, (text, spans, _) in zip(prompts, NOTES):
+        folded = fold(prompt["text"])
+        for sub, _ in spans:
+            for word in sub.split():
+                assert fold(word) not in folded.split(), (prompt["id"], "a gold PHI word is in the prompt")
+        assert "[" not in prompt["text"]  # no redaction placeholder
+    # A name at the start: replaced by a surrogate name, recorded (counts only, no original words).
+    assert by_id["n0"]["phi"] == {"method": "surrogates", "words": 3, "replaced": 3, "dropped": 0}
+    assert by_id["n1"]["phi"]["replaced"] == 2 and by_id["n1"]["text"].startswith("Nombre: ")
+    # No surrogate for sex: left out, the prompt starts after it / ends before it.
+    assert by_id["n2"]["text"] == "de 70 años"
+    assert by_id["n2"]["phi"]["dropped"] == 1
+    assert by_id["n3"]["text"] == "Paciente" and by_id["n3"]["phi"] == {"method": "surrogates", "words": 1,
+                                                                         "replaced": 0, "dropped": 1}
+    assert by_id["n4"]["text"] == "Datos del paciente" and by_id["n4"]["phi"]["replaced"] == 0
+    assert "José" not in repr(prompts) and "García" not in repr(prompts)
+    # Deterministic for a seed.
+    assert make_prompts(tmp_path / "dev.spacy", 3, "es", 0) == prompts
+
+
+def test_a_dev_doc_without_annotation_is_refused(tmp_path):
+    path = phi_docbin(tmp_path / "raw.spacy", [NOTES[4], ("Ana García López acude.", [], False)])
+    with pytest.raises(GenerateError, match=r"raw\.spacy: document n1 \(#1\) has no entity annotation") as err:
+        make_prompts(path)
+    assert "Ana" not in str(err.value)
+    raw = make_prompts(path, raw=True)
+    assert raw[1]["text"] == "Ana García López" and raw[1]["phi"]["method"] == "raw"
+
+
 def test_volume_sets_k():
     # 4 x 200,000 words from 250 prompts of ~100 words each: 32 samples per prompt.
     assert samples_per_prompt(4.0, 200_000, 250, 100) == 32
@@ -80,7 +143,9 @@ def test_k_samples_per_prompt_with_provenance(corpus, tmp_path):
     assert len(per_prompt) == 6 and set(per_prompt.values()) == {3}
     assert report["kept"] == len(kept) and sum(report["dropped"].values()) == len(dropped) and report["complete"]
     row = kept[0]
-    assert row["text"].startswith(row["prompt"]) and len(row["prompt"].split()) == 3
+    assert row["text"].startswith(row["prompt"]) and 1 <= len(row["prompt"].split()) <= 3
+    assert row["prompt_phi"]["method"] == "surrogates" and row["provenance"]["prompt_phi"] == "surrogates"
+    assert report["prompt_phi"]["prompts"] == 6 and report["prompt_phi"]["method"] == "surrogates"
     assert row["provenance"]["top_p"] == pytest.approx(0.95) and row["provenance"]["temperature"] == 1.0
     assert row["provenance"]["base_model"] == str(corpus / "model") and row["provenance"]["seed"] == 0
     assert all("text" not in r for r in dropped)
