@@ -44,7 +44,8 @@ from spacy.language import Language
 from spacy.training import Corpus
 from wasabi import msg
 
-from scripts.deidentify import deidentify_main, ensure_registered, prepare_pipeline
+from scripts.deidentify import (KEY_ENV, create_key_file, deidentify_main, ensure_registered, prepare_pipeline,
+                                read_key, use_key)
 
 TARGET_WPS = 10_000
 TARGET_PSEUDO_SHARE = 0.10
@@ -163,8 +164,10 @@ def component_costs(nlp: Language, texts: Sequence[str], batch_size: int, profil
 
 def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int = 0, batch_size: int = 64,
           n_processes: Sequence[int] = (1, 2), mode: str = "pseudonymize", seed: int = 0,
-          profile: bool = False, silent: bool = False) -> Dict:
-    """Run the three measurements; return the figures, ratios and targets as one dict."""
+          profile: bool = False, silent: bool = False, key: Optional[bytes] = None,
+          insecure_demo_key: bool = False) -> Dict:
+    """Run the three measurements; return the figures, ratios and targets as one dict.
+    `key`: the secret surrogate key (pseudonymizing needs one unless `insecure_demo_key`)."""
     load_before = os.getloadavg()
     files = list_texts(input_dir, limit)
     if not files:
@@ -174,6 +177,7 @@ def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int
     ensure_registered()
     nlp = spacy.load(model)
     prepare_pipeline(nlp, mode=mode, seed=seed)
+    use_key(nlp, key, insecure_demo_key)  # keyed draws are what production pays for
     with tempfile.TemporaryDirectory(prefix="bench_deid-") as tmp:
         work = Path(tmp)
         data = copy_texts(files, Path(input_dir), work / "in", repeat)
@@ -198,7 +202,7 @@ def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int
     return {
         "model": str(model), "input": str(input_dir), "docbin": str(docbin), "repeat": repeat, "limit": limit,
         "source_documents": len(files), "batch_size": batch_size, "mode": mode, "seed": seed,
-        "cpu_count": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
+        "keyed": key is not None, "cpu_count": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "end_to_end": e2e, "ner_alone": ner, "components": {k: v for k, v in costs.items() if k != "profile"},
         "ratios": ratios,
@@ -243,12 +247,19 @@ def main(
     mode: Annotated[str, typer.Option(help="pseudonymize, redact or mask")] = "pseudonymize",
     seed: Annotated[int, typer.Option(help="Seed of the surrogates")] = 0,
     profile: Annotated[bool, typer.Option(help="cProfile deid_transform and print its top functions")] = False,
+    key_file: Annotated[Optional[Path], typer.Option(help=f"Secret surrogate key (else the environment variable {KEY_ENV})")] = None,
+    create_key: Annotated[bool, typer.Option(help="With --key-file: create the key file first when it does not exist")] = False,
+    insecure_demo_key: Annotated[bool, typer.Option(help="Pseudonymize without a secret key (demonstrations only)")] = False,
 ) -> None:
     """Words/s of the production de-identification command vs spaCy's NER-alone speed, and component costs."""
     processes = [int(n) for n in n_process.split(",") if n.strip()]
     try:
+        if create_key and key_file is not None and not key_file.exists():
+            create_key_file(key_file)
+        key = read_key(key_file) if (key_file is not None or os.environ.get(KEY_ENV)) else None
         result = bench(model, input_dir, docbin, repeat=repeat, limit=limit, batch_size=batch_size,
-                       n_processes=processes, mode=mode, seed=seed, profile=profile)
+                       n_processes=processes, mode=mode, seed=seed, profile=profile, key=key,
+                       insecure_demo_key=insecure_demo_key)
     except ValueError as err:
         msg.fail(str(err), exits=1)
     msg.divider("De-identification speed")

@@ -1,6 +1,7 @@
 """The de-identification benchmark runs end to end on a tiny pipeline and reports every figure."""
 import json
 
+import pytest
 import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
@@ -34,14 +35,20 @@ def setup(tmp_path):
 def test_bench_reports_end_to_end_ner_and_component_costs(tmp_path):
     setup(tmp_path)
     result = bench(str(tmp_path / "model"), tmp_path / "in", tmp_path / "test.spacy", repeat=2,
-                   n_processes=(1,), silent=True)
+                   n_processes=(1,), silent=True, key=bytes(range(32)))
     words = sum(len(spacy.load(tmp_path / "model")(t)) for t in NOTES.values()) * 2
     assert result["end_to_end"]["1"]["documents"] == 6 and result["end_to_end"]["1"]["words"] == words
     assert result["ner_alone"]["documents"] == 6 and result["ner_alone"]["words"] == words
     assert result["components"]["words"] == words and result["components"]["entities"] > 6
     assert result["components"]["model_pipes"] == ["entity_ruler"]
     assert result["ratios"]["pseudonymization_share_of_ner"] >= 0
-    assert set(result["targets"]) >= {"end_to_end_met", "pseudonymization_met"}
+    assert set(result["targets"]) >= {"end_to_end_met", "pseudonymization_met"} and result["keyed"]
+
+
+def test_bench_refuses_to_pseudonymize_without_a_key(tmp_path):
+    setup(tmp_path)
+    with pytest.raises(ValueError, match="needs a secret key"):
+        bench(str(tmp_path / "model"), tmp_path / "in", tmp_path / "test.spacy", n_processes=(1,), silent=True)
 
 
 def test_cli_writes_the_json_and_limits_documents(tmp_path):
@@ -50,8 +57,12 @@ def test_cli_writes_the_json_and_limits_documents(tmp_path):
     app.command()(main)
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(app, [str(tmp_path / "model"), str(tmp_path / "in"), str(tmp_path / "test.spacy"),
-                                   "--limit", "2", "--n-process", "1", "--output", str(out)])
+                                   "--limit", "2", "--n-process", "1", "--output", str(out),
+                                   "--key-file", str(tmp_path / "cache/deid.key"), "--create-key"])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["source_documents"] == 2 and data["ner_alone"]["documents"] == 2
     assert "Ana" not in res.output and "Madrid" not in res.output
+    key = (tmp_path / "cache/deid.key").read_text().strip()
+    assert len(key) == 64 and (tmp_path / "cache/deid.key").stat().st_mode & 0o777 == 0o600
+    assert key not in res.output and key not in out.read_text() and data["keyed"]
