@@ -15,6 +15,12 @@ Values that have no surrogate (sex, kinship words, OTROS, MISC: redacted by the 
 keep their text (`no_surrogate="keep"`), as a placeholder would be a poor training example. What the annotator missed
 stays: `privacy` on the written notes measures what is left.
 
+Surrogates are drawn with a secret key (`--key-file`, or the environment variable
+DEID_SURROGATE_KEY): without one, anyone holding the released corpus and a list of candidate
+patients could recompute the surrogates and test each candidate. When no key is given, a
+random key is drawn for the run and stored nowhere, so the corpus's surrogates cannot be
+recomputed (nor reproduced: give a key for a reproducible run).
+
 Input: a synthetic corpus folder as `annotate` writes it (train.spacy, dev.spacy,
 annotate.json). Output: the same three files in another folder (annotate.json then
 describes the pseudonymized corpus, with `pseudonymized` counts), plus, with
@@ -26,6 +32,7 @@ like any other.
     python -m scripts.pseudonymize_corpus training/x/ner_cpu/model-best corpus/x/synthetic-r \\
         corpus/x/synthetic-r-pseudo --samples-output synthetic/x/r-pseudo/samples.jsonl
 """
+import secrets
 import shutil
 import time
 from collections import Counter, defaultdict
@@ -43,17 +50,20 @@ import scripts.functions  # noqa: F401  (registers the project's tokenizer)
 from scripts.annotate import compare_labels, corpus_stats
 from scripts.cli_util import load_pipeline
 from scripts.corpus_readers import CorpusError
-from scripts.deid_component import DeidTransform
+from scripts.deid_component import KEY_ENV_VAR, DeidTransform, load_key
 from scripts.privacy import PhiIndex, read_gold
 
 PARTS = ("train.spacy", "dev.spacy")
 
 
-def corpus_transform(lang: str, seed: int, avoid_strings: AbstractSet[str] = frozenset()) -> DeidTransform:
-    """deid_transform for a training corpus: pseudonymize, and keep the values that have no
-    surrogate (sex, kinship words, free text: a placeholder would teach nothing)."""
-    return DeidTransform("deid_transform", lang, mode="pseudonymize", seed=seed, rules_key="",
-                         no_surrogate="keep", avoid_strings=avoid_strings)
+def corpus_transform(lang: str, seed: int, avoid_strings: AbstractSet[str] = frozenset(),
+                     key: Optional[bytes] = None) -> DeidTransform:
+    """deid_transform for a training corpus: pseudonymize with `key`, and keep the values that
+    have no surrogate (sex, kinship words, free text: a placeholder would teach nothing)."""
+    transform = DeidTransform("deid_transform", lang, mode="pseudonymize", seed=seed, rules_key="",
+                              no_surrogate="keep", avoid_strings=avoid_strings)
+    transform.set_key(key)
+    return transform
 
 
 def identifying_gold_strings(path: Path, max_gold_docs: int = 1) -> Set[str]:
@@ -103,8 +113,9 @@ def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
 
 def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: int = 0,
                         samples_output: Optional[Path] = None, gold_path: Optional[Path] = None,
-                        max_gold_docs: int = 1, progress: bool = False) -> Dict:
-    """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`; the report."""
+                        max_gold_docs: int = 1, progress: bool = False, key: Optional[bytes] = None) -> Dict:
+    """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`; the report.
+    `key`: the secret surrogate key; None draws a random one for this run, kept nowhere."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if input_dir.resolve() == output_dir.resolve():
         raise CorpusError(f"{output_dir}: the output folder is the input folder; choose another")
@@ -114,7 +125,8 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     source_report = input_dir / "annotate.json"
     annotated = srsly.read_json(source_report) if source_report.is_file() else {}
     avoid = identifying_gold_strings(gold_path, max_gold_docs) if gold_path is not None else set()
-    transform = corpus_transform(nlp.lang, seed, avoid)
+    key_source = "given" if key is not None else "random for this run, not stored"
+    transform = corpus_transform(nlp.lang, seed, avoid, key if key is not None else secrets.token_bytes(32))
     start = time.perf_counter()
     counts: Counter = Counter()
     written: Dict[str, List[Doc]] = {}
@@ -151,7 +163,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         "synthetic": synthetic,
         "per_label": compare_labels(synthetic, annotated.get("gold"), ()),
         "pseudonymized": {
-            "from": str(input_dir), "seed": seed, "gold_avoided": str(gold_path) if gold_path else None,
+            "from": str(input_dir), "key": key_source, "gold_avoided": str(gold_path) if gold_path else None,
             "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(avoid), "replaced": sum(per_label.values()),
             "propagated": counts["propagated"], "misaligned": counts["misaligned"],
             "per_label": dict(Counter(per_label).most_common()),
@@ -176,14 +188,22 @@ def main(
     samples_output: Optional[Path] = typer.Option(None, "--samples-output", help="Also write the pseudonymized notes as JSONL here (for privacy)"),
     gold_path: Optional[Path] = typer.Option(None, "--gold", help="Real training DocBin: no surrogate may be one of its identifying PHI strings"),
     max_gold_docs: int = typer.Option(1, "--max-gold-docs", help="Identifying: annotated in at most this many gold documents (as privacy)"),
-    seed: int = typer.Option(0, "--seed", help="Seed of the surrogates"),
+    seed: int = typer.Option(0, "--seed", help="Unused since surrogates are keyed (kept for old command lines)"),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help=f"Secret surrogate key (hex or raw bytes, 16+); default ${KEY_ENV_VAR}, else a random key for this run, not stored"),
     code: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with registered functions the pipeline needs"),
 ):
     """Replace the annotated PHI of a synthetic corpus with surrogates; labels follow the text."""
+    try:
+        key = load_key(key_file)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    if key is None:
+        msg.info(f"No --key-file nor ${KEY_ENV_VAR}: surrogates drawn with a random key for this run, stored "
+                 "nowhere (the corpus's surrogates cannot be recomputed, nor this run reproduced)")
     nlp = load_pipeline(model, code)
     try:
         report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_path, max_gold_docs,
-                                     progress=True)
+                                     progress=True, key=key)
     except CorpusError as err:
         msg.fail(str(err), exits=1)
     done = report["pseudonymized"]

@@ -10,6 +10,7 @@ import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
 from scripts.corpus_readers import CorpusError
 from scripts.pseudonymize_corpus import pseudonymize_corpus
 
+KEY = bytes(range(7, 39))
 TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
 CHUNKS = [  # (source_id, chunk, text, [(label, string)])
     ("n1", 0, "Paciente: Ana García López. Sexo: M. Edad: 45 años.",
@@ -91,10 +92,10 @@ def test_bad_folders_are_named(corpus, tmp_path):
 
 
 def test_no_surrogate_is_a_real_phi_string(corpus, tmp_path):
-    """With --gold, the surrogates drawn without it (same seed) are real PHI strings now:
+    """With --gold, the surrogates drawn without it (same key) are real PHI strings now:
     none of them may come back."""
     nlp, folder = corpus
-    first = pseudonymize_corpus(nlp, folder, tmp_path / "a", seed=3)
+    first = pseudonymize_corpus(nlp, folder, tmp_path / "a", key=KEY)
     drawn = {e.text for doc in DocBin().from_disk(tmp_path / "a" / "train.spacy").get_docs(nlp.vocab)
              for e in doc.ents if e.label_ in ("NOMBRE_SUJETO_ASISTENCIA", "TERRITORIO", "FECHAS")}
     gold = DocBin()
@@ -102,7 +103,36 @@ def test_no_surrogate_is_a_real_phi_string(corpus, tmp_path):
     doc.ents = [doc.char_span(doc.text.index(t), doc.text.index(t) + len(t), label="X") for t in sorted(drawn)]
     gold.add(doc)
     gold.to_disk(tmp_path / "gold.spacy")
-    second = pseudonymize_corpus(nlp, folder, tmp_path / "b", seed=3, gold_path=tmp_path / "gold.spacy")
+    second = pseudonymize_corpus(nlp, folder, tmp_path / "b", key=KEY, gold_path=tmp_path / "gold.spacy")
     texts = " ".join(d.text for d in DocBin().from_disk(tmp_path / "b" / "train.spacy").get_docs(nlp.vocab))
     assert [t for t in drawn if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", texts)] == []
     assert second["pseudonymized"]["gold_strings_avoided"] == len(drawn) and first["pseudonymized"]["gold_strings_avoided"] == 0
+
+
+def _texts(path, nlp):
+    return [d.text for part in ("train.spacy", "dev.spacy") for d in DocBin().from_disk(path / part).get_docs(nlp.vocab)]
+
+
+def test_surrogates_are_keyed_and_random_without_a_key(corpus, tmp_path, monkeypatch):
+    """A given key reproduces the run; without one each run draws its own key and stores it
+    nowhere, so nobody can recompute the released surrogates from candidate originals."""
+    nlp, folder = corpus
+    first = pseudonymize_corpus(nlp, folder, tmp_path / "a", key=KEY)
+    pseudonymize_corpus(nlp, folder, tmp_path / "b", key=KEY)
+    assert _texts(tmp_path / "a", nlp) == _texts(tmp_path / "b", nlp) and first["pseudonymized"]["key"] == "given"
+    third = pseudonymize_corpus(nlp, folder, tmp_path / "c")
+    pseudonymize_corpus(nlp, folder, tmp_path / "d")
+    assert _texts(tmp_path / "c", nlp) != _texts(tmp_path / "d", nlp)
+    assert third["pseudonymized"]["key"].startswith("random")
+    written = b"".join(f.read_bytes() for d in "abcd" for f in (tmp_path / d).iterdir())
+    assert KEY not in written and KEY.hex().encode() not in written
+    # The command line: the key from --key-file or the environment, a bad one named, never shown.
+    from typer.testing import CliRunner
+    import typer
+    from scripts.pseudonymize_corpus import main
+
+    app = typer.Typer()
+    app.command()(main)
+    (tmp_path / "short.key").write_text("0123abcd")
+    res = CliRunner().invoke(app, ["x", str(folder), str(tmp_path / "e"), "--key-file", str(tmp_path / "short.key")])
+    assert res.exit_code == 1 and "short.key" in res.output and "0123abcd" not in res.output
