@@ -27,6 +27,7 @@ _PUNCT_RE = re.compile(_PUNCT)
 # The last punctuation character before `endpos` (searched with pos/endpos): only the
 # one followed by word characters up to the end matches, so the search stays linear.
 _LAST_PUNCT_RE = re.compile(_PUNCT + r"(?=\w*\Z)")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
 
 @lru_cache(maxsize=8)
@@ -55,6 +56,18 @@ class ClinicalTokenizer(Tokenizer):
 
     def __call__(self, text: str) -> Doc:
         """Tokenize `text` exactly as spaCy's tokenizer with the same rules would."""
+        try:
+            return self._tokenize(text)
+        except UnicodeEncodeError:
+            # spaCy hashes UTF-8 bytes, which a lone surrogate has none of; say where,
+            # never what (the exception spaCy raises quotes the text).
+            found = _SURROGATE_RE.search(text)
+            offset = found.start() if found is not None else -1
+            raise ValueError(f"tokenizer: text has a lone surrogate at offset {offset} "
+                             "(not UTF-8 encodable)") from None
+
+    def _tokenize(self, text: str) -> Doc:
+        """spaCy's tokenizer on `text` whole, or on the pieces `_cuts` gives."""
         cuts = self._cuts(text) if len(text) > self.max_span else []
         if not cuts:
             return Tokenizer.__call__(self, text)
