@@ -116,7 +116,13 @@ def privacy_counts(privacy: dict) -> dict:
             "phi_per_label": {label: pick(row, PRIVACY_LABEL_KEYS)
                               for label, row in [*phi["per_label"].items(), ("total", phi["total"])]},
             "filter": pick(privacy["filter"], ("documents", "kept", "dropped", "dropped_phi", "dropped_shared_run",
-                                               "max_shared_ngram"))}
+                                               "max_shared_ngram")),
+            # Every real split the run touched (privacy --dev): absent from older privacy files.
+            "splits": {split: {"documents": f.get("documents"), "recall": f["ngram"].get("recall"),
+                               **pick(f["phi"]["total"], PRIVACY_LABEL_KEYS)}
+                       for split, f in (privacy.get("splits") or {}).items()},
+            "prompt_phi": pick(privacy.get("prompt_phi") or {}, (
+                "prompts", "prompts_with_own_phi", "samples", "sample_openings_with_own_phi"))}
 
 
 def settings(data: Dict[str, Optional[dict]]) -> Dict[str, Optional[dict]]:
@@ -294,8 +300,27 @@ def _privacy_md(p: Optional[Dict]) -> List[str]:
             f"identifying: annotated in ≤ {phi.get('max_gold_docs')} gold documents:\n",
             table(["label", "strings", "reproduced", "synthetic docs", "identifying", "reproduced", "synthetic docs"],
                   [[label, *(r.get(k) for k in PRIVACY_LABEL_KEYS)] for label, r in p["phi_per_label"].items()]),
+            *_privacy_splits_md(p),
             "Filter (synthetic notes with an identifying PHI string or a long run shared with a real note):\n",
             table(list(p["filter"]), [list(p["filter"].values())])]
+
+
+def _privacy_splits_md(p: Dict) -> List[str]:
+    """Figures against each real split and the prompts' own-note PHI (privacy --dev), if measured."""
+    md = []
+    if p.get("splits"):
+        md += ["Against every real split the run touched (train: the adaptation notes; dev: the notes the "
+               "prompts came from; identifying in dev and union: annotated in few documents of both):\n",
+               table(["split", "documents", "recall", "identifying", "reproduced", "synthetic docs"],
+                     [[split, r.get("documents"), _f(r.get("recall"), "{:.4f}"), r.get("identifying_strings"),
+                       r.get("identifying_reproduced"), r.get("identifying_synthetic_docs")]
+                      for split, r in p["splits"].items()])]
+    if p.get("prompt_phi"):
+        q = p["prompt_phi"]
+        md.append(f"Prompts holding a PHI string of their own dev note: **{q.get('prompts_with_own_phi')} of "
+                  f"{q.get('prompts')}**; samples whose opening words hold one: "
+                  f"**{q.get('sample_openings_with_own_phi')} of {q.get('samples')}**.\n")
+    return md
 
 
 def _settings_md(s: Dict, images: Dict[str, str]) -> List[str]:
