@@ -489,17 +489,18 @@ def create_key_file(path: Union[str, Path]) -> Path:
     return path
 
 
-def _component_module() -> Any:
-    """The module of deid_transform as it was imported (scripts.*, a package's, or a file's)."""
+def _component_function(name: str) -> Any:
+    """A function of deid_transform's module as it was imported (scripts.*, a package's, or a file
+    that import_file ran outside sys.modules): found through the registered factory's globals."""
     ensure_registered()
-    factory = Language.get_factory_meta("deid_transform").factory
-    return sys.modules.get(getattr(factory, "__module__", ""))
+    factory = spacy.registry.factories.get(Language.get_factory_name("deid_transform"))
+    return getattr(factory, "__globals__", {}).get(name)
 
 
 def read_key(key_file: Optional[Union[str, Path]] = None, env_var: str = KEY_ENV) -> Optional[bytes]:
     """The surrogate key from `key_file`, else from the environment variable (None: neither).
     Errors name the file, never the key."""
-    load_key = getattr(_component_module(), "load_key", None)
+    load_key = _component_function("load_key")
     if load_key is None:
         raise DeidError("this pipeline's deid_component has no load_key: it cannot take a surrogate key")
     try:
@@ -757,8 +758,8 @@ def deidentify_main(
     spans_output = str(spans_output) if spans_output else None
     if stdin_format not in STDIN_FORMATS:
         raise DeidError(f"unknown --stdin-format {stdin_format!r}: choose {' or '.join(STDIN_FORMATS)}")
-    if not 0 < max_chars <= max_doc_chars:
-        raise DeidError(f"--max-chars ({max_chars}) must be positive and at most --max-doc-chars ({max_doc_chars})")
+    if max_chars < 1 or max_doc_chars < 1:
+        raise DeidError(f"--max-chars ({max_chars}) and --max-doc-chars ({max_doc_chars}) must be positive")
     check_paths(input_path, output_path, spans_output)
     to_stdout = output_path == "-"
     msg = Printer(no_print=silent)
