@@ -214,6 +214,8 @@ def test_other_settings_are_refused_in_the_same_folder(corpus, tmp_path):
     run(corpus, tmp_path / "out")
     with pytest.raises(GenerateError, match="other settings"):
         run(corpus, tmp_path / "out", extra={"components.llm.model.top_p": 0.5})
+    with pytest.raises(GenerateError, match="other settings"):  # other prompts: raw openings
+        run(corpus, tmp_path / "out", raw_prompts=True)
 
 
 def test_restricted_vocabulary(corpus, tmp_path):
