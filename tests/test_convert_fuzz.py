@@ -8,7 +8,8 @@ exactly, with every span it did not keep counted (lenient: skipped; any mode: mi
 and dropped), or raises `CorpusError` naming the file, never carrying input text, and
 leaving no output file behind. Lenient mode never raises while documents remain.
 
-Bounded (max_examples, deadline=None) so the file runs in well under a minute.
+Bounded (max_examples, deadline=None, derandomized) so the file runs in well under a minute;
+FUZZ_EXAMPLES=400 explores more (minutes).
 """
 import json
 from pathlib import Path
@@ -24,7 +25,7 @@ from scripts.convert import convert
 SECRET = "Qzxjvkwy"  # a word no generated label or key can hold: never in a message or report
 SPAN_KINDS = {"offset_out_of_range", "overlapping_span", "text_mismatch", "malformed_line",
               "discontinuous_span", "bad_span"}
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 50)), deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 
@@ -79,13 +80,19 @@ def span_skips(report) -> int:
     return sum(n for kind, n in report["skipped"].items() if kind in SPAN_KINDS)
 
 
-def check_entities(docs, texts, spans):
-    """Every doc holds its input text; every entity is an input span, to the character."""
+def check_entities(docs, texts, spans, report=None):
+    """Every doc holds its input text; every entity is an input span, to the character,
+    or one the report says it contracted (--misaligned contract)."""
+    contracted = {(m["label"], m["start"], m["end"]) for m in (report or {}).get("misaligned", [])
+                  if m["action"] == "contract"}
     for doc in docs:
         doc_id = doc.user_data["id"]
         assert doc.text == texts[doc_id]
         for ent in doc.ents:
-            assert (ent.label_, ent.start_char, ent.end_char) in spans[doc_id]
+            triple = (ent.label_, ent.start_char, ent.end_char)
+            assert triple in spans[doc_id] or any(
+                label == ent.label_ and start <= ent.start_char < ent.end_char <= end
+                for label, start, end in contracted & spans[doc_id])
 
 
 # --- BRAT -----------------------------------------------------------------------------
@@ -121,7 +128,7 @@ def brat_docs(draw):
     return text, newline.join(lines) + newline, triples
 
 
-@FUZZ
+@settings(FUZZ, max_examples=max(1, FUZZ.max_examples * 2 // 3))  # files + spaCy: the slowest
 @given(docs=st.lists(brat_docs(), min_size=1, max_size=2), lenient=st.booleans(),
        misaligned=st.sampled_from(["split", "skip", "contract"]))
 def test_brat_fuzz(tmp_path_factory, docs, lenient, misaligned):
@@ -138,7 +145,7 @@ def test_brat_fuzz(tmp_path_factory, docs, lenient, misaligned):
         return
     report, out_docs = result
     assert len(out_docs) == len(docs)
-    check_entities(out_docs, texts, spans)
+    check_entities(out_docs, texts, spans, report)
     if not lenient:
         assert report["skipped"] == {}
     # Every T line is an entity, or counted as skipped, or reported as dropped.
