@@ -15,12 +15,15 @@ depends on what it is, so that numbers and weights are not mistaken for words:
 - anything else (code, README.md, METADATA, LICENSES_SOURCES, unknown binaries): its text
   as UTF-8 (undecodable bytes are dropped).
 
+The project's code files, when identical to this checkout's, count by their names only.
 A training word found in the wheel is a finding unless it is in the allow-list, which holds
-only what the wheel may say whatever the training text (see `allowed_words`): the project's
-package-safe code and package templates, the training configs, spaCy's package template and
-the files of a blank pipeline of the language, the NER labels, the numbers the meta reports
-(as README.md renders them), standard wheel-metadata words and the texts the packager was
-given (`--allow-text`: name, description, licences). The training text is read from DocBins
+only what the wheel may say whatever the training text (see `allowed_words`): the package
+templates (scripts/package_pipeline.py) and training configs, spaCy's package template, the
+files of a blank pipeline of the language and of an untrained pipeline of the project's
+config (serialization keys, layer names), the project's components' names, default settings
+and rule names, the NER labels, the numbers the meta reports (as README.md renders them),
+standard wheel-metadata words and the texts the packager was given (`--allow-text`: name,
+description, licences, the config's paths). The training text is read from DocBins
 (.spacy) and JSONL (.jsonl, the `text` field). Output: counts and file names, never the
 words (`--show-words` prints them: for a private check only). Exit 1 on any finding.
 """
@@ -45,10 +48,15 @@ from wasabi import msg
 ROOT = Path(__file__).resolve().parent.parent
 MIN_LENGTH = 4
 WORD = re.compile(r"[^\W_]+")
-# Files that say what the wheel may say whatever the training text: the package-safe code
-# it ships, the templates package_pipeline writes the meta and README from, the configs.
-PROJECT_TEXT = ["scripts/functions.py", "scripts/deid_rules.py", "scripts/deid_component.py", "scripts/deidentify.py",
-                "scripts/package_pipeline.py", "configs/ner_cpu.cfg", "configs/ner_trf.cfg"]
+# The package-safe code files the wheel ships: a wheel file identical to one of them is the
+# project's own code (its name is still checked). Their words are not allowed elsewhere: the
+# code names example places and people that a note's PHI must not hide behind.
+PROJECT_CODE = ["scripts/functions.py", "scripts/deid_rules.py", "scripts/deid_component.py", "scripts/deidentify.py"]
+# Files whose words the wheel may hold anywhere: the templates package_pipeline writes the
+# meta, README and __main__.py from, and the training configs.
+PROJECT_TEXT = ["scripts/package_pipeline.py", "configs/ner_cpu.cfg", "configs/ner_trf.cfg"]
+# The project's components, whose default settings (and label names) the config holds.
+PROJECT_FACTORIES = ["deid_rules", "deid_transform"]
 # Words of the wheel format itself (METADATA, WHEEL, entry_points.txt, top_level.txt), as
 # setuptools and wheel write them.
 WHEEL_FORMAT = """Metadata-Version Name Version Summary Home-page Author Author-email License Requires-Python
@@ -133,11 +141,24 @@ def file_strings(name: str, data: bytes) -> Iterator[str]:
         yield from blob_strings(data)
 
 
+def is_project_code(name: str, data: bytes) -> bool:
+    """Whether a wheel file is one of the project's code files, unchanged."""
+    base = name.rsplit("/", 1)[-1]
+    return any(base == Path(rel).name and data == (ROOT / rel).read_bytes() for rel in PROJECT_CODE)
+
+
 def wheel_words(wheel: Path) -> Dict[str, Set[str]]:
-    """The words of each file of a wheel (file name -> words)."""
+    """The words of each file of a wheel (file name -> words); of the project's own code
+    files, the name only."""
+    found: Dict[str, Set[str]] = {}
     with zipfile.ZipFile(wheel) as z:
-        return {name: set().union(*(words(s) for s in file_strings(name, z.read(name))))
-                for name in z.namelist() if not name.endswith("/")}
+        for name in z.namelist():
+            if name.endswith("/"):
+                continue
+            data = z.read(name)
+            strings = [name] if is_project_code(name, data) else file_strings(name, data)
+            found[name] = set().union(*(words(s) for s in strings))
+    return found
 
 
 def training_texts(path: Path) -> Iterator[str]:
@@ -206,9 +227,59 @@ def blank_pipeline_words(lang: str) -> Set[str]:
     return found | words(Path(spacy_package.__file__).read_text(encoding="utf-8"))
 
 
+def factory_words() -> Set[str]:
+    """The words of the project's components: names, default settings, and the rule names
+    and label presets deid_rules may be configured with."""
+    import inspect
+
+    from spacy.language import Language
+
+    from scripts.deidentify import ensure_registered
+
+    ensure_registered()
+    found = set()
+    for name in PROJECT_FACTORIES:
+        found |= words(name) | words(json.dumps(Language.get_factory_meta(name).default_config))
+        module = inspect.getmodule(spacy.registry.factories.get(name))
+        for constant in ("RULES", "PRESETS"):
+            found |= words(json.dumps(getattr(module, constant, None)))
+    return found
+
+
+def reference_words(lang: str, pipeline: List[str]) -> Set[str]:
+    """The words of a fresh, untrained pipeline of the project's config (configs/ner_trf.cfg
+    when PIPELINE has a transformer, else ner_cpu.cfg) in LANG, with one placeholder label and
+    the de-identification components: serialization keys, layer names, settings. Empty (and a
+    warning) when it cannot be built here (a transformer offline): the check is then stricter."""
+    from spacy import util
+
+    from scripts.deidentify import prepare_pipeline
+
+    config_path = ROOT / "configs" / ("ner_trf.cfg" if "transformer" in pipeline else "ner_cpu.cfg")
+    try:
+        nlp = util.load_model_from_config(util.load_config(config_path, overrides={"nlp.lang": lang}), auto_fill=True)
+        for _, pipe in nlp.pipeline:
+            try:
+                pipe.add_label("X")  # the NER (an initialized NER needs a label)
+            except (AttributeError, NotImplementedError):  # tok2vec, transformer
+                pass
+        nlp.initialize()
+        prepare_pipeline(nlp)
+        with tempfile.TemporaryDirectory() as tmp:
+            nlp.to_disk(tmp)
+            return set().union(*(words(s) for p in Path(tmp).rglob("*") if p.is_file()
+                                 for s in file_strings(p.relative_to(tmp).as_posix(), p.read_bytes())))
+    except Exception as e:  # noqa: BLE001  (any failure: check without this part of the allow-list)
+        msg.warn(f"No untrained reference pipeline from {config_path.name} ({type(e).__name__}): "
+                 "its serialization keys and layer names are not allow-listed")
+        return set()
+
+
 def allowed_words(meta: Dict[str, Any], allow_text: Iterable[str] = ()) -> Set[str]:
     """The allow-list of a wheel whose meta.json is META (see the module doc)."""
-    allowed = words(WHEEL_FORMAT) | blank_pipeline_words(meta.get("lang", "xx")) | meta_number_words(meta)
+    lang = meta.get("lang", "xx")
+    allowed = (words(WHEEL_FORMAT) | blank_pipeline_words(lang) | meta_number_words(meta) | factory_words()
+               | reference_words(lang, meta.get("pipeline", [])))
     for rel in PROJECT_TEXT:
         allowed |= words((ROOT / rel).read_text(encoding="utf-8"))
     for labels in (meta.get("labels") or {}).values():
@@ -251,8 +322,10 @@ def report(result: Dict[str, Any], wheel: Path, show_words: bool = False) -> boo
         msg.good(f"{wheel.name}: no training-text word of {MIN_LENGTH}+ characters outside the allow-list")
         return True
     msg.fail(f"{wheel.name}: {result['findings']} training-text words outside the allow-list")
+    code_names = {Path(rel).name for rel in PROJECT_CODE}
     for name, count in result["per_file"].items():
-        print(f"  {name}: {count}")
+        note = " (differs from this checkout's scripts/ file of that name)" if name.rsplit("/", 1)[-1] in code_names else ""
+        print(f"  {name}: {count}{note}")
     if show_words:
         print("  words: " + " ".join(result["words"]))
     return False
