@@ -376,9 +376,17 @@ def test_a_failing_write_stops_cleanly_and_keeps_what_was_done(model, tmp_path, 
 
 
 def cli(*args, env=None):
-    result = subprocess.run([sys.executable, "-m", "scripts.deidentify", *map(str, args)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
-    return result.returncode, " ".join((result.stdout + result.stderr).split())
+    """The command line in this process (test_command_line runs it as a subprocess)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from scripts.deidentify import main
+
+    app = typer.Typer()
+    app.command()(main)
+    result = CliRunner().invoke(app, list(map(str, args)), env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, " ".join(result.output.split())
 
 
 def test_command_line_errors_are_messages_not_tracebacks(model, tmp_path):
