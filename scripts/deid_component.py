@@ -1134,6 +1134,18 @@ class Mention(NamedTuple):
         return cls(span.start_char, span.end_char, span.label_, span.text, len(span))
 
 
+def _uncovered(start: int, end: int, taken: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """The parts of [start, end) that no span of `taken` covers, in order."""
+    pieces, pos = [], start
+    for s, e in sorted(t for t in taken if t[0] < end and start < t[1]):
+        if s > pos:
+            pieces.append((pos, s))
+        pos = max(pos, e)
+    if pos < end:
+        pieces.append((pos, end))
+    return pieces
+
+
 class SurrogateLeak(Exception):
     """A surrogate that holds its original: the span is redacted instead."""
 
@@ -1254,7 +1266,8 @@ class DeidTransform:
         names and institutions that the note never writes in lower case (so "Paciente" of a
         wrong "Paciente Juan" stays). Mentions match in any case or accent form ("GARCIA",
         "garcía" for "García"; see `fold`), as words the way residual_phi counts them, and by
-        characters: one glued to other text ("GarcíaNºCol") is replaced too."""
+        characters: one glued to other text ("GarcíaNºCol") is replaced too. A mention that
+        overlaps a span already taken has the rest of it replaced (see below)."""
         strings: Dict[str, str] = {}  # folded string -> label
         for e in ents:
             if len(e.text) >= 4 and self.kind_of(e) != "keep" and fold(e.text).strip():
@@ -1279,11 +1292,19 @@ class DeidTransform:
         found = sorted(((start, end, label) for needle, label in strings.items()
                         for start, end in text.find(needle)), key=lambda f: (f[0], f[0] - f[1]))
         for start, end, label in found:  # leftmost first, then longest
-            if any(start < e and s < end for s, e in taken):
-                continue
-            taken.append((start, end))
-            tokens = doc.char_span(start, end, alignment_mode="expand")
-            mentions.append(Mention(start, end, label, doc.text[start:end], len(tokens) if tokens is not None else 1))
+            # A mention that overlaps a span already taken ("años 45 años" over the found
+            # "45 años 45"): the rest of it goes too, or the surrogate beside it could
+            # complete the string again.
+            for piece_start, piece_end in _uncovered(start, end, taken):
+                piece = doc.text[piece_start:piece_end]
+                lead, trail = len(piece) - len(piece.lstrip()), len(piece) - len(piece.rstrip())
+                piece_start, piece_end = piece_start + lead, piece_end - trail
+                if piece_start >= piece_end or not any(c.isalnum() for c in doc.text[piece_start:piece_end]):
+                    continue
+                taken.append((piece_start, piece_end))
+                tokens = doc.char_span(piece_start, piece_end, alignment_mode="expand")
+                mentions.append(Mention(piece_start, piece_end, label, doc.text[piece_start:piece_end],
+                                        len(tokens) if tokens is not None else 1))
         return sorted(mentions, key=lambda m: m.start_char)
 
     def __call__(self, doc: Doc) -> Doc:
@@ -1315,7 +1336,7 @@ class DeidTransform:
                     surrogates = self._surrogates(doc, ents)
                 try:
                     new = surrogates.get(kind, original)
-                    if self._holds_original(kind, original, new):
+                    if self._holds_original(kind, original, new, surrogates):
                         raise SurrogateLeak()
                 except Exception as err:  # never fail the note: that value is redacted
                     treatment, fallback = "redact", type(err).__name__
@@ -1357,13 +1378,15 @@ class DeidTransform:
         return Surrogates(locale_data(self.locale), rng, originals, self.max_date_shift, self.max_age_shift,
                           self.avoid_strings, key=None if self._key is None else self._key.value, group=group)
 
-    def _holds_original(self, kind: str, original: str, new: str) -> bool:
+    def _holds_original(self, kind: str, original: str, new: str, surrogates: Surrogates) -> bool:
         """Whether a surrogate still holds its original as a word, in any case or accent form
-        ("0 meses" has no age to move, a name of particles only has nothing drawn). Dates and
-        ages are exempt when the config asks not to move them (max shift 0)."""
+        ("0 meses" has no age to move, a name of particles only has nothing drawn), or another
+        of the note's originals that its draws could not avoid (the "2018" of a name span
+        "3 maj 2018" where "2018" is an age). Dates and ages are exempt when the config asks
+        not to move them (max shift 0)."""
         if (kind == "date" and self.max_date_shift <= 0) or (kind == "age" and self.max_age_shift <= 0):
             return False
-        return any(c.isalnum() for c in original) and holds_word(new, original)
+        return (any(c.isalnum() for c in original) and holds_word(new, original)) or surrogates.leaks(new)
 
 
 @Language.factory(

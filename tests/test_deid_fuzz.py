@@ -11,6 +11,8 @@ Properties (bounded hypothesis runs, no deadline: Faker and the tokenizer take t
   it keeps it: a span left as it was (kind keep, `no_surrogate="keep"`), inside a redaction
   placeholder ("[LABEL]") or a mask.
 """
+import os
+
 import pytest
 import spacy
 from hypothesis import HealthCheck, given, settings
@@ -98,7 +100,7 @@ def _check_no_found_string_survives(text, out, spans):
             assert ok, ("survives", len(string), start, [(s["label"], s["kind"], s["source"]) for s in inside])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=int(os.environ.get("DEID_FUZZ_EXAMPLES", 200)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=texts, lang=st.sampled_from(["es", "sv"]), mode=st.integers(0, len(MODES) - 1), data=st.data())
 def test_any_text_and_spans_in_every_mode(text, lang, mode, data):
     nlp = PIPELINES[lang, mode]
