@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import srsly
+from spacy.symbols import IDS
 
 from scripts.convert import convert
-from scripts.package_pipeline import corpus_sizes, package_pipeline
+from scripts.package_pipeline import LeakingWheel, corpus_sizes, package_pipeline
 from scripts.train import timed_train
+from scripts.wheel_check import check_wheel, words
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,8 +51,16 @@ SCORES = {"ents_strict": {"p": 0.9, "r": 0.8, "f": 0.847}, "token": {"f": 0.9}, 
           "leak": {"leak_score": 0.02, "missed": 3}}
 
 
-def build_wheel(folder: Path, lang: str) -> Path:
-    """A 4-step pipeline trained on six notes of `lang`, packaged as a wheel (about 10 s)."""
+def unprune(model: Path, texts) -> None:
+    """Put the notes' words back into a model's string store, as `spacy train` saved them
+    before train.py pruned: package_pipeline must prune what it packages itself."""
+    strings = model / "vocab" / "strings.json"
+    srsly.write_json(strings, sorted(set(srsly.read_json(strings)) | {w for t in texts for w in t.split()}))
+
+
+def build_wheel(folder: Path, lang: str, **kwargs) -> Path:
+    """A 4-step pipeline trained on six notes of `lang`, with its training words put back
+    into its strings, packaged as a wheel and checked against its notes (about 10 s)."""
     notes = NOTES[lang]
     rows = [{"id": str(i), "text": notes[i % 2][0], "spans": [{"start": s, "end": e, "label": l} for s, e, l in notes[i % 2][1]]}
             for i in range(6)]
@@ -64,11 +74,12 @@ def build_wheel(folder: Path, lang: str) -> Path:
     srsly.write_json(folder / "synthetic.json", SCORES)
     srsly.write_json(folder / "gold.json", {**SCORES, "ents_strict": {"p": 0.95, "r": 0.9, "f": 0.924}})
     srsly.write_json(folder / "rules.json", RULES[lang])
+    unprune(folder / "model/model-best", [text for text, _ in notes])
     return package_pipeline(folder / "model/model-best", folder / "packages", NAMES[lang], "0.1.0", lang,
                             folder / "synthetic.json", gold_scores=folder / "gold.json", data_kind="synthetic",
                             training_data="Six synthetic test notes", corpus_report=folder / "report.json",
                             base_model_licence="Gemma Terms of Use", data_licence="CC BY 4.0",
-                            rules=folder / "rules.json")
+                            rules=folder / "rules.json", training_text=[folder / "train.spacy"], **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +169,82 @@ def test_both_wheels_install_into_a_fresh_venv_and_deidentify(wheels, tmp_path):
             redacted = (out / f"note{i}.txt").read_text(encoding="utf-8")
             assert redacted != text and "example" not in redacted and "[" in redacted
         assert len(list(srsly.read_jsonl(tmp_path / f"spans-{lang}.jsonl"))) == len(texts)
+
+
+def training_words_of(wheel: Path):
+    return set().union(*(words(text) for text, _ in NOTES[wheel.name[:2]]))
+
+
+@pytest.mark.parametrize("lang", sorted(NOTES))
+def test_wheel_holds_no_training_word_outside_the_allow_list(wheels, lang):
+    wheel = wheels[lang]
+    result = check_wheel(wheel, [wheel.parents[3] / "train.spacy"])
+    assert result["findings"] == 0
+    assert result["shared_words"] == (4 if lang == "es" else 0)  # HOSPITAL, Nombre, Edad, Correo: label words
+    with zipfile.ZipFile(wheel) as z:
+        strings = json.loads(z.read(f"{NAMES[lang]}/{NAMES[lang]}-0.1.0/vocab/strings.json"))
+    labels = {label for _, spans in NOTES[lang] for *_, label in spans}
+    assert set(strings) >= labels - set(IDS) and not words(" ".join(strings)) & (training_words_of(wheel) - words(" ".join(labels)))
+
+
+def with_file(wheel: Path, out: Path, name: str, data: bytes) -> Path:
+    """A copy of WHEEL with the file NAME replaced by DATA."""
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, data if item.filename == name else src.read(item.filename))
+    return out
+
+
+def run_wheel_check(*args):
+    from typer.testing import CliRunner
+    import typer
+
+    from scripts.wheel_check import main
+
+    app = typer.Typer()
+    app.command()(main)
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_wheel_check_finds_training_words_and_names_files_not_words(wheels, tmp_path):
+    wheel = wheels["es"]
+    train = wheel.parents[3] / "train.spacy"
+    strings_name = f"{NAMES['es']}/{NAMES['es']}-0.1.0/vocab/strings.json"
+    leaky = with_file(wheel, tmp_path / wheel.name, strings_name,
+                      json.dumps(["HOSPITAL", "Madrid", "lópez", "Remitido"]).encode())
+    result = check_wheel(leaky, [train])
+    assert result["per_file"][strings_name] == 3 and {"lópez", "madrid", "remitido"} <= set(result["words"])
+    run = run_wheel_check(leaky, train)
+    assert run.exit_code == 1 and strings_name in run.output and "3 training-text words" in run.output
+    assert not {"madrid", "remitido", "lópez"} & words(run.output.casefold())  # counts and files, never words
+    shown = run_wheel_check(leaky, train, "--show-words")
+    assert shown.exit_code == 1 and "madrid" in shown.output
+    # In a weights file too (msgpack nested in msgpack), and in a file of a format it does not know.
+    model_name = f"{NAMES['es']}/{NAMES['es']}-0.1.0/ner/moves"
+    with zipfile.ZipFile(wheel) as z:
+        moves = srsly.msgpack_loads(z.read(model_name))
+    moves["cfg"] = {"note": srsly.msgpack_dumps({"x": "Paciente remitido"})}
+    hidden = with_file(wheel, tmp_path / "moves.whl", model_name, srsly.msgpack_dumps(moves))
+    assert check_wheel(hidden, [train])["per_file"][model_name] == 2
+    odd = with_file(wheel, tmp_path / "odd.whl", model_name, b"\x00\xff\x13Remitido\x00\x01")
+    assert check_wheel(odd, [train])["per_file"][model_name] == 1
+    assert run_wheel_check(wheel, train).exit_code == 0
+
+
+def test_wheel_check_reads_jsonl_notes_and_fails_cleanly(wheels, tmp_path):
+    wheel = wheels["es"]
+    srsly.write_jsonl(tmp_path / "notes.jsonl", [{"id": "1", "text": "deidentify deid_rules"}])
+    result = check_wheel(wheel, [tmp_path / "notes.jsonl"])
+    assert result["training_words"] == 3 and result["shared_words"] == 3 and result["findings"] == 0
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json Ana García\n', encoding="utf-8")
+    run = run_wheel_check(wheel, tmp_path / "bad.jsonl")
+    assert run.exit_code == 1 and "line 2" in run.output and "García" not in run.output
+
+
+def test_a_leaking_wheel_fails_the_build_and_is_removed(tmp_path, monkeypatch):
+    import scripts.package_pipeline as package_module
+
+    monkeypatch.setattr(package_module, "prune_strings", lambda model: {})  # as before this check
+    with pytest.raises(LeakingWheel, match="training-text words"):
+        build_wheel(tmp_path, "es")
+    assert not list((tmp_path / "packages").rglob("*.whl"))
