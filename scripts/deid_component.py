@@ -631,10 +631,14 @@ class Surrogates:
         # ("77 años" moved onto another age, "14" inside a drawn ID) or a distinctive word of
         # its names and places ("Salamanca" drawn as the city of a surrogate hospital).
         avoid = {fold(text) for _, text in originals if fold(text).strip()}
+        generic = data.generic_words | _NOT_NAMES | _STREET_TAIL_WORDS | _AGE_UNITS
         for kind, text in originals:
             if kind in _PART_KINDS:
-                avoid.update(fold(w) for w in _WORD.findall(text)
-                             if len(w) > 2 and w.casefold() not in data.generic_words | _NOT_NAMES | _STREET_TAIL_WORDS)
+                # A street's type ("Avda.") and an organisation's head ("Ayuntamiento") are
+                # kept in the surrogate by design: they name no one.
+                head = _STREET_TYPE.match(text) if kind == "street" else _ORG_HEAD.match(text) if kind == "organisation" else None
+                avoid.update(fold(w) for w in _WORD.findall(text[head.end() if head else 0:])
+                             if len(w) > 2 and w.casefold() not in generic)
         self._avoid_re = re.compile(
             r"(?<!\w)(?:" + "|".join(re.escape(a) for a in sorted(avoid, key=len, reverse=True)) + r")(?!\w)"
         ) if avoid else None
