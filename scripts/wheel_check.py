@@ -74,6 +74,12 @@ def structured_strings(value: Any) -> Iterator[str]:
     """Every string of a decoded JSON / msgpack value, keys included; bytes are decoded in
     turn (thinc nests msgpack in msgpack); numbers and numeric arrays are no text."""
     if isinstance(value, str):
+        if value[:1] in ("{", "[") and value[-1:] in ("}", "]"):  # JSON in a string (ner/moves' labels)
+            try:
+                yield from structured_strings(json.loads(value))
+                return
+            except ValueError:
+                pass
         yield value
     elif isinstance(value, (bytes, bytearray)):
         yield from blob_strings(bytes(value))
@@ -284,6 +290,8 @@ def allowed_words(meta: Dict[str, Any], allow_text: Iterable[str] = ()) -> Set[s
         allowed |= words((ROOT / rel).read_text(encoding="utf-8"))
     for labels in (meta.get("labels") or {}).values():
         allowed |= words(" ".join(str(label) for label in labels))
+    for split in ((meta.get("training_data") or {}).get("sizes") or {}).values():  # the corpus's labels
+        allowed |= words(" ".join(map(str, (split.get("entities_per_label") or {}) if isinstance(split, dict) else ())))
     for text in allow_text:
         allowed |= words(text)
     return allowed
