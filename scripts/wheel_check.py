@@ -259,8 +259,9 @@ def reference_words(lang: str, pipeline: List[str]) -> Set[str]:
     warning) when it cannot be built here (a transformer offline): the check is then stricter."""
     from spacy import util
 
-    from scripts.deidentify import prepare_pipeline
+    from scripts.deidentify import ensure_registered, prepare_pipeline
 
+    ensure_registered()  # the project's tokenizer, which the config names
     config_path = ROOT / "configs" / ("ner_trf.cfg" if "transformer" in pipeline else "ner_cpu.cfg")
     try:
         nlp = util.load_model_from_config(util.load_config(config_path, overrides={"nlp.lang": lang}), auto_fill=True)
