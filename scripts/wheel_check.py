@@ -34,9 +34,8 @@ import json
 import re
 import tempfile
 import zipfile
-from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterable, Iterator, List, Set
 
 import spacy
 import srsly
