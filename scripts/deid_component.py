@@ -213,7 +213,8 @@ def glued(left: str, right: str, one_char: bool = False) -> bool:
 
 def holds_word(haystack: str, needle: str) -> bool:
     """Whether `needle` occurs in `haystack` as a word, in any case or accent form."""
-    return bool(folded_text(haystack).find(needle))
+    key = fold(needle)
+    return bool(key) and key in fold(haystack) and bool(folded_text(haystack).find(needle))
 
 
 # --------------------------------------------------------------------------
@@ -1264,7 +1265,7 @@ class DeidTransform:
             ents.append(e)
         return ents
 
-    def with_other_mentions(self, doc: Doc, ents: Sequence[Span]) -> List[Mention]:
+    def with_other_mentions(self, doc: Doc, ents: Sequence[Span], text: Optional[str] = None) -> List[Mention]:
         """`ents` plus the other whole-word mentions, with the same label, of their strings of
         at least 4 characters (kinds that are replaced) and of the capitalised words of their
         names and institutions that the note never writes in lower case (so "Paciente" of a
@@ -1272,6 +1273,7 @@ class DeidTransform:
         "garcía" for "García"; see `fold`), as words the way residual_phi counts them, and by
         characters: one glued to other text ("GarcíaNºCol") is replaced too. A mention that
         overlaps a span already taken has the rest of it replaced (see below)."""
+        doc_text = doc.text if text is None else text  # doc.text is built anew at each access
         strings: Dict[str, str] = {}  # folded string -> label
         for e in ents:
             if len(e.text) >= 4 and self.kind_of(e) != "keep" and fold(e.text).strip():
@@ -1284,14 +1286,14 @@ class DeidTransform:
                         parts.setdefault(fold(word), e.label_)
         if parts:
             generic = {fold(w) for w in locale_data(self.locale).generic_words}
-            lower = {fold(w) for w in _PROSE_WORD.findall(doc.text) if w.islower()}
+            lower = {fold(w) for w in _PROSE_WORD.findall(doc_text) if w.islower()}
             for word, label in parts.items():
                 if word not in generic and word not in lower:
                     strings.setdefault(word, label)
         mentions = [Mention.of(e) for e in ents]
         if not strings:
             return mentions
-        text = folded_text(doc.text)
+        text = folded_text(doc_text)
         taken = [(m.start_char, m.end_char) for m in mentions]
         found = sorted(((start, end, label) for needle, label in strings.items()
                         for start, end in text.find(needle)), key=lambda f: (f[0], f[0] - f[1]))
@@ -1300,21 +1302,21 @@ class DeidTransform:
             # "45 años 45"): the rest of it goes too, or the surrogate beside it could
             # complete the string again.
             for piece_start, piece_end in _uncovered(start, end, taken):
-                piece = doc.text[piece_start:piece_end]
+                piece = doc_text[piece_start:piece_end]
                 lead, trail = len(piece) - len(piece.lstrip()), len(piece) - len(piece.rstrip())
                 piece_start, piece_end = piece_start + lead, piece_end - trail
-                if piece_start >= piece_end or not any(c.isalnum() for c in doc.text[piece_start:piece_end]):
+                if piece_start >= piece_end or not any(c.isalnum() for c in doc_text[piece_start:piece_end]):
                     continue
                 taken.append((piece_start, piece_end))
                 tokens = doc.char_span(piece_start, piece_end, alignment_mode="expand")
-                mentions.append(Mention(piece_start, piece_end, label, doc.text[piece_start:piece_end],
+                mentions.append(Mention(piece_start, piece_end, label, doc_text[piece_start:piece_end],
                                         len(tokens) if tokens is not None else 1))
         return sorted(mentions, key=lambda m: m.start_char)
 
     def __call__(self, doc: Doc) -> Doc:
         text = doc.text
         found_ents = self.with_age_units(doc)
-        ents = self.with_other_mentions(doc, found_ents) if self.propagate else [Mention.of(e) for e in found_ents]
+        ents = self.with_other_mentions(doc, found_ents, text) if self.propagate else [Mention.of(e) for e in found_ents]
         found = {(e.start_char, e.end_char) for e in found_ents}
         from_rules = set()
         if self.rules_key in doc.spans:
@@ -1337,7 +1339,7 @@ class DeidTransform:
             fallback = None
             if treatment == "pseudonymize":
                 if surrogates is None:
-                    surrogates = self._surrogates(doc, ents)
+                    surrogates = self._surrogates(doc, text, ents)
                 try:
                     new = surrogates.get(kind, original)
                     if self._holds_original(kind, original, new, surrogates):
@@ -1369,9 +1371,8 @@ class DeidTransform:
         doc._.deid_spans = spans
         return doc
 
-    def _surrogates(self, doc: Doc, ents: Sequence[Mention]) -> Surrogates:
+    def _surrogates(self, doc: Doc, text: str, ents: Sequence[Mention]) -> Surrogates:
         """The document's Surrogates: seeded from `seed` and the text, or keyed (see set_key)."""
-        text = doc.text
         originals = [(self.kind_of(e), e.text) for e in ents]
         if self._key is None:
             rng, group = random.Random(document_seed(self.seed, text)), ""
