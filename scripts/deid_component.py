@@ -13,9 +13,24 @@ offsets do not move) and ``pseudonymize``: a realistic surrogate of the same kin
 from Faker's locale data (es_ES, sv_SE, ...). Surrogates are consistent within a document
 (the same string, and the same name part whatever its case, gets the same surrogate), dates
 move by one offset per document (intervals are kept), ages by one small delta, and IDs come
-out in a valid format (DNI/NIE check letter, personnummer Luhn digit). The random draws of
-a document are seeded from ``seed`` and a hash of its text, so the output is the same with
-any ``n_process`` and any batch size.
+out in a valid format (DNI/NIE check letter, personnummer Luhn digit).
+
+Keys: without one, the draws of a document are seeded from ``seed`` and a hash of its text,
+so anyone holding the output and a candidate patient can recompute the surrogates and test
+the guess (``keyed`` is False; ``scripts.deidentify`` refuses). With ``set_key(key)`` (see
+``load_key``: a key file or ``$DEID_SURROGATE_KEY``) every draw comes from
+HMAC-SHA256(key, kind + folded original): the same real value gets the same surrogate in
+every note of the run (a name word by word, so "García" alone and in "Ana García" agree),
+and the date shift and age delta are drawn per ``doc._.deid_group`` (a patient id; per note
+when None). The key lives in memory only (not in the config, to_disk, meta or repr). Either
+way the output is the same with any ``n_process`` and any batch size.
+
+Other mentions of a found string (4+ characters), and the distinctive words of found names
+and institutions, are replaced too, in any case or accent form (``fold``: Unicode case
+folding, marks dropped; "GARCIA", "garcía", NFD "García"), by characters. A value a surrogate
+cannot handle (a date that leaves the calendar, an age 0, a surrogate that would hold an
+original of the note) is redacted instead, never failing the note: its span record says
+``"fallback": "redact"`` and ``"fallback_reason"`` (the exception's type).
 
 Package-safe: imports only the standard library, spaCy and Faker (``spacy package --code``
 copies this file into the wheel on its own).
