@@ -1337,9 +1337,7 @@ class DeidTransform:
         if self.rules_key in doc.spans:
             from_rules = {(s.start_char, s.end_char) for s in doc.spans[self.rules_key]}
         surrogates: Optional[Surrogates] = None
-        pieces: List[str] = []
-        spans: List[Dict[str, object]] = []
-        pos = out_len = 0
+        spans: List[Dict] = []
         for ent in ents:
             label, original = ent.label_, ent.text
             kind = self.kind_of(ent)
@@ -1351,7 +1349,11 @@ class DeidTransform:
                 treatment = self._mode
             if ent.n_tokens > self.max_kept_tokens and treatment == "keep":
                 treatment = "redact"
-            fallback = None
+            record = {
+                "start": ent.start_char, "end": ent.end_char, "label": label, "kind": kind,
+                "source": "rules" if (ent.start_char, ent.end_char) in from_rules
+                else "ner" if (ent.start_char, ent.end_char) in found else "propagated",
+            }
             if treatment == "pseudonymize":
                 if surrogates is None:
                     surrogates = self._surrogates(doc, text, ents)
@@ -1360,31 +1362,95 @@ class DeidTransform:
                     if self._holds_original(kind, original, new, surrogates):
                         raise SurrogateLeak()
                 except Exception as err:  # never fail the note: that value is redacted
-                    treatment, fallback = "redact", type(err).__name__
-            if treatment == "redact":
+                    self._fall_back(record, type(err).__name__)
+                    new = record["replacement"]
+            elif treatment == "redact":
                 new = self.redact_template.format(label=label, kind=kind)
             elif treatment == "mask":
                 new = "".join(c if c.isspace() else self.mask_char for c in original)
-            elif treatment == "keep":
+            else:
                 new = original
-            pieces.append(text[pos : ent.start_char])
-            out_len += ent.start_char - pos
-            pieces.append(new)
-            record = {
-                "start": ent.start_char, "end": ent.end_char, "label": label, "kind": kind,
-                "source": "rules" if (ent.start_char, ent.end_char) in from_rules
-                else "ner" if (ent.start_char, ent.end_char) in found else "propagated",
-                "out_start": out_len, "out_end": out_len + len(new), "replacement": new,
-            }
-            if fallback is not None:  # the exception's type only: its message may hold the text
-                record.update(fallback="redact", fallback_reason=fallback)
+            record["replacement"] = new
             spans.append(record)
-            out_len += len(new)
-            pos = ent.end_char
-        pieces.append(text[pos:])
-        doc._.deidentified = "".join(pieces)
+        out = self._assemble(text, spans)
+        if spans:
+            out = self._redact_coincidences(text, spans, ents, out)
+        doc._.deidentified = out
         doc._.deid_spans = spans
         return doc
+
+    def _fall_back(self, record: Dict, reason: str) -> None:
+        """Redact the span of `record` instead; the reason is an exception's type, never its
+        message (which may hold the text)."""
+        record.update(replacement=self.redact_template.format(label=record["label"], kind=record["kind"]),
+                      fallback="redact", fallback_reason=reason)
+
+    @staticmethod
+    def _assemble(text: str, spans: Sequence[Dict]) -> str:
+        """The output text; sets each record's out_start and out_end."""
+        pieces: List[str] = []
+        pos = out_len = 0
+        for record in spans:
+            pieces.append(text[pos : record["start"]])
+            out_len += record["start"] - pos
+            pieces.append(record["replacement"])
+            record["out_start"], record["out_end"] = out_len, out_len + len(record["replacement"])
+            out_len += len(record["replacement"])
+            pos = record["end"]
+        pieces.append(text[pos:])
+        return "".join(pieces)
+
+    def _redact_coincidences(self, text: str, spans: List[Dict], ents: Sequence[Mention], out: str) -> str:
+        """A replacement may complete one of the note's found strings with the text beside it:
+        a drawn date "01/10/2018" after an unchanged "/01/0001" gives "/01/000101" again, and
+        a placeholder after a mention glued to the replaced text ("ǅA:0:") makes it a word.
+        The surrogate is redacted, or the unchanged rest of the mention is, until no found
+        string of 4+ characters is in the output but where it is kept by design (a span left
+        as it was, a placeholder, a mask). `spans` is changed in place, kept sorted."""
+        strings = {e.text: e.label_ for e in ents
+                   if len(e.text) >= 4 and any(c.isalnum() for c in e.text) and self.kind_of(e) != "keep"}
+        for _ in range(3):
+            folded = folded_text(out)
+            bad, pieces = set(), []
+            for string, label in strings.items():
+                for start, end in folded.find(string):
+                    touched = [i for i, r in enumerate(spans) if r["out_start"] < end and start < r["out_end"]]
+                    drawn = [i for i in touched if self._is_surrogate(text, spans[i])]
+                    bad.update(drawn)  # inside or beside a drawn surrogate: that surrogate made it
+                    if not drawn and self.propagate:  # other mentions are replaced: this one too
+                        outside = _uncovered(start, end, [(spans[i]["out_start"], spans[i]["out_end"]) for i in touched])
+                        pieces.extend((a, b, label) for a, b in outside if any(c.isalnum() for c in out[a:b]))
+            if not bad and not pieces:
+                break
+            for i in bad:
+                self._fall_back(spans[i], "SurrogateLeak")
+            for out_start, out_end, label in pieces:
+                start = self._input_offset(out_start, spans)
+                end = start + out_end - out_start
+                if any(r["start"] < end and start < r["end"] for r in spans):
+                    continue
+                record = {"start": start, "end": end, "label": label, "kind": self.kind(label), "source": "propagated"}
+                self._fall_back(record, "Coincidence")
+                spans.append(record)
+            spans.sort(key=lambda r: r["start"])
+            out = self._assemble(text, spans)
+        return out
+
+    @staticmethod
+    def _input_offset(pos: int, spans: Sequence[Dict]) -> int:
+        """Input offset of output offset `pos`, outside every replacement."""
+        shift = 0
+        for r in spans:
+            if pos < r["out_start"]:
+                break
+            shift = r["end"] - r["out_end"]
+        return pos + shift
+
+    def _is_surrogate(self, text: str, record: Dict) -> bool:
+        """Whether a record's replacement was drawn (not kept, redacted or masked)."""
+        return (self._mode == "pseudonymize" and "fallback" not in record
+                and record["kind"] not in ("keep", "mask", "redact")
+                and record["replacement"] != text[record["start"]:record["end"]])
 
     def _surrogates(self, doc: Doc, text: str, ents: Sequence[Mention]) -> Surrogates:
         """The document's Surrogates: seeded from `seed` and the text, or keyed (see set_key)."""

@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 import spacy
+from spacy.tokens import Span
 
 import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
 from scripts.deid_component import PRESETS, LocaleData, Surrogates, date_fields, find_dates, locale_data
@@ -576,3 +577,17 @@ def test_load_key(tmp_path, monkeypatch):
     monkeypatch.setenv("DEID_SURROGATE_KEY", "aaaaaaaaaaaaaaaaaaaaaaaaaa")
     with pytest.raises(ValueError, match="DEID_SURROGATE_KEY"):
         load_key()
+
+
+def test_a_string_that_a_replacement_completes_again_goes_too():
+    """A mention glued to a replaced neighbour ("XǅA:0:") is no word in the input, but is one
+    once "Xǅ" becomes a placeholder: its rest is redacted too (found by test_deid_fuzz)."""
+    from spacy.tokens import Doc
+
+    nlp = spacy.blank("es", config=TOKENIZER)
+    transform = nlp.add_pipe("deid_transform", config={"rules_key": "none", "mode": "redact"})
+    doc = Doc(nlp.vocab, words=["Ver", "A:0:", "y", "Xǅ", "A:0:", "."], spaces=[True, True, True, False, False, False])
+    doc.ents = [Span(doc, 1, 2, label="ID_SUJETO_ASISTENCIA"), Span(doc, 3, 4, label="NOMBRE_SUJETO_ASISTENCIA")]
+    doc = transform(doc)
+    assert doc._.deidentified == "Ver [ID_SUJETO_ASISTENCIA] y [NOMBRE_SUJETO_ASISTENCIA][ID_SUJETO_ASISTENCIA]."
+    assert doc._.deid_spans[-1]["fallback_reason"] == "Coincidence"
