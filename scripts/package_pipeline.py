@@ -180,7 +180,8 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
         return package_dir
     wheel = build_wheel(package_dir)
     if training_text:
-        result = check_wheel(wheel, training_text, package_texts(nlp))
+        packaged_code = [package_dir / package_name / path.name for path in CODE]  # as copied for this build
+        result = check_wheel(wheel, training_text, package_texts(nlp), code=packaged_code)
         if not report(result, wheel):
             wheel.unlink()  # no wheel to ship by mistake; --build none keeps the folder to inspect
             raise LeakingWheel(f"{wheel}: {result['findings']} training-text words in "

@@ -15,7 +15,8 @@ depends on what it is, so that numbers and weights are not mistaken for words:
 - anything else (code, README.md, METADATA, LICENSES_SOURCES, unknown binaries): its text
   as UTF-8 (undecodable bytes are dropped).
 
-The project's code files, when identical to this checkout's, count by their names only.
+The project's code files, when identical to this checkout's (package_pipeline: to the copies
+it packaged), count by their names only.
 A training word found in the wheel is a finding unless it is in the allow-list, which holds
 only what the wheel may say whatever the training text (see `allowed_words`): the package
 templates (scripts/package_pipeline.py) and training configs, spaCy's package template, the
@@ -146,22 +147,28 @@ def file_strings(name: str, data: bytes) -> Iterator[str]:
         yield from blob_strings(data)
 
 
-def is_project_code(name: str, data: bytes) -> bool:
-    """Whether a wheel file is one of the project's code files, unchanged."""
-    base = name.rsplit("/", 1)[-1]
-    return any(base == Path(rel).name and data == (ROOT / rel).read_bytes() for rel in PROJECT_CODE)
+def is_project_code(name: str, data: bytes, code: Dict[str, bytes]) -> bool:
+    """Whether a wheel file is one of the project's code files (CODE: name -> content), unchanged."""
+    return code.get(name.rsplit("/", 1)[-1]) == data
 
 
-def wheel_words(wheel: Path) -> Dict[str, Set[str]]:
+def project_code(paths: Iterable[Path] = ()) -> Dict[str, bytes]:
+    """The code files a wheel may ship unchanged: PATHS (the copies a build packaged, so that
+    edits to the checkout during a build do not matter), else this checkout's PROJECT_CODE."""
+    return {Path(p).name: Path(p).read_bytes() for p in (list(paths) or [ROOT / rel for rel in PROJECT_CODE])}
+
+
+def wheel_words(wheel: Path, code: Iterable[Path] = ()) -> Dict[str, Set[str]]:
     """The words of each file of a wheel (file name -> words); of the project's own code
     files, the name only."""
+    code_files = project_code(code)
     found: Dict[str, Set[str]] = {}
     with zipfile.ZipFile(wheel) as z:
         for name in z.namelist():
             if name.endswith("/"):
                 continue
             data = z.read(name)
-            strings = [name] if is_project_code(name, data) else file_strings(name, data)
+            strings = [name] if is_project_code(name, data, code_files) else file_strings(name, data)
             found[name] = set().union(*(words(s) for s in strings))
     return found
 
@@ -306,10 +313,11 @@ def wheel_meta(wheel: Path) -> Dict[str, Any]:
         return json.loads(z.read(metas[0]))
 
 
-def check_wheel(wheel: Path, training: Iterable[Path], allow_text: Iterable[str] = ()) -> Dict[str, Any]:
+def check_wheel(wheel: Path, training: Iterable[Path], allow_text: Iterable[str] = (),
+                code: Iterable[Path] = ()) -> Dict[str, Any]:
     """Training words found in the wheel outside the allow-list, per file.
     Returns counts, and the words under `words` (for --show-words and tests only)."""
-    per_file = wheel_words(wheel)
+    per_file = wheel_words(wheel, code)
     train = training_words(training)
     allowed = allowed_words(wheel_meta(wheel), allow_text)
     found = {name: (ws & train) - allowed for name, ws in per_file.items()}
