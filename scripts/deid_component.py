@@ -37,6 +37,7 @@ copies this file into the wheel on its own).
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import hashlib
@@ -48,7 +49,7 @@ import re
 import unicodedata
 from datetime import date, timedelta
 from pathlib import Path
-from typing import AbstractSet, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import AbstractSet, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from faker import Faker
 from spacy.language import Language
@@ -1156,14 +1157,42 @@ class Mention(NamedTuple):
 
 def _uncovered(start: int, end: int, taken: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
     """The parts of [start, end) that no span of `taken` covers, in order."""
-    pieces, pos = [], start
-    for s, e in sorted(t for t in taken if t[0] < end and start < t[1]):
-        if s > pos:
-            pieces.append((pos, s))
-        pos = max(pos, e)
-    if pos < end:
-        pieces.append((pos, end))
-    return pieces
+    return Coverage(taken).uncovered(start, end)
+
+
+class Coverage:
+    """The union of character spans, kept as sorted disjoint intervals, so that a note dense
+    with mentions (a million characters of phone numbers) is covered and queried in
+    logarithmic time per span, not by scanning every span taken so far (quadratic)."""
+
+    def __init__(self, spans: Iterable[Tuple[int, int]] = ()) -> None:
+        self.starts: List[int] = []
+        self.ends: List[int] = []
+        for start, end in sorted(spans):
+            self.add(start, end)
+
+    def add(self, start: int, end: int) -> None:
+        """Cover [start, end), merging it with the intervals it overlaps or touches."""
+        if start >= end:
+            return
+        lo = bisect.bisect_left(self.ends, start)  # first interval ending at or after start
+        hi = bisect.bisect_right(self.starts, end)  # intervals from lo to hi overlap or touch
+        if lo < hi:
+            start, end = min(start, self.starts[lo]), max(end, self.ends[hi - 1])
+        self.starts[lo:hi], self.ends[lo:hi] = [start], [end]
+
+    def uncovered(self, start: int, end: int) -> List[Tuple[int, int]]:
+        """The parts of [start, end) outside every interval, in order."""
+        pieces, pos = [], start
+        i = bisect.bisect_right(self.ends, start)  # first interval ending after start
+        while i < len(self.starts) and self.starts[i] < end:
+            if self.starts[i] > pos:
+                pieces.append((pos, self.starts[i]))
+            pos = max(pos, self.ends[i])
+            i += 1
+        if pos < end:
+            pieces.append((pos, end))
+        return pieces
 
 
 class SurrogateLeak(Exception):
@@ -1309,20 +1338,20 @@ class DeidTransform:
         if not strings:
             return mentions
         text = folded_text(doc_text)
-        taken = [(m.start_char, m.end_char) for m in mentions]
+        taken = Coverage((m.start_char, m.end_char) for m in mentions)
         found = sorted(((start, end, label) for needle, label in strings.items()
                         for start, end in text.find(needle)), key=lambda f: (f[0], f[0] - f[1]))
         for start, end, label in found:  # leftmost first, then longest
             # A mention that overlaps a span already taken ("años 45 años" over the found
             # "45 años 45"): the rest of it goes too, or the surrogate beside it could
             # complete the string again.
-            for piece_start, piece_end in _uncovered(start, end, taken):
+            for piece_start, piece_end in taken.uncovered(start, end):
                 piece = doc_text[piece_start:piece_end]
                 lead, trail = len(piece) - len(piece.lstrip()), len(piece) - len(piece.rstrip())
                 piece_start, piece_end = piece_start + lead, piece_end - trail
                 if piece_start >= piece_end or not any(c.isalnum() for c in doc_text[piece_start:piece_end]):
                     continue
-                taken.append((piece_start, piece_end))
+                taken.add(piece_start, piece_end)
                 tokens = doc.char_span(piece_start, piece_end, alignment_mode="expand")
                 mentions.append(Mention(piece_start, piece_end, label, doc_text[piece_start:piece_end],
                                         len(tokens) if tokens is not None else 1))
@@ -1412,9 +1441,11 @@ class DeidTransform:
         for _ in range(3):
             folded = folded_text(out)
             bad, pieces = set(), []
+            out_starts = [r["out_start"] for r in spans]  # both sorted: the records are in order
+            out_ends = [r["out_end"] for r in spans]
             for string, label in strings.items():
                 for start, end in folded.find(string):
-                    touched = [i for i, r in enumerate(spans) if r["out_start"] < end and start < r["out_end"]]
+                    touched = range(bisect.bisect_right(out_ends, start), bisect.bisect_left(out_starts, end))
                     drawn = [i for i in touched if self._is_surrogate(text, spans[i])]
                     bad.update(drawn)  # inside or beside a drawn surrogate: that surrogate made it
                     if not drawn and self.propagate:  # other mentions are replaced: this one too
@@ -1425,7 +1456,7 @@ class DeidTransform:
             for i in bad:
                 self._fall_back(spans[i], "SurrogateLeak")
             for out_start, out_end, label in pieces:
-                start = self._input_offset(out_start, spans)
+                start = self._input_offset(out_start, spans, out_starts)
                 end = start + out_end - out_start
                 if any(r["start"] < end and start < r["end"] for r in spans):
                     continue
@@ -1437,14 +1468,11 @@ class DeidTransform:
         return out
 
     @staticmethod
-    def _input_offset(pos: int, spans: Sequence[Dict]) -> int:
-        """Input offset of output offset `pos`, outside every replacement."""
-        shift = 0
-        for r in spans:
-            if pos < r["out_start"]:
-                break
-            shift = r["end"] - r["out_end"]
-        return pos + shift
+    def _input_offset(pos: int, spans: Sequence[Dict], out_starts: Sequence[int]) -> int:
+        """Input offset of output offset `pos`, outside every replacement (`out_starts`: the
+        records' output starts, sorted)."""
+        i = bisect.bisect_right(out_starts, pos) - 1
+        return pos if i < 0 else pos + spans[i]["end"] - spans[i]["out_end"]
 
     def _is_surrogate(self, text: str, record: Dict) -> bool:
         """Whether a record's replacement was drawn (not kept, redacted or masked)."""

@@ -150,3 +150,26 @@ def test_every_fragment_as_every_kind(lang):
                     d = proc(d)
                 _check_offsets(d.text, d._.deidentified, d._.deid_spans)
                 _check_no_found_string_survives(d.text, d._.deidentified, d._.deid_spans)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spans=st.lists(st.tuples(st.integers(0, 60), st.integers(1, 20)), max_size=30),
+       query=st.tuples(st.integers(0, 80), st.integers(0, 30)))
+def test_coverage_equals_the_scan_it_replaces(spans, query):
+    """Coverage (logarithmic per span, so dense notes stay linear) gives exactly what a scan
+    of every taken span gives."""
+    from scripts.deid_component import Coverage
+
+    taken = [(s, s + n) for s, n in spans]
+    start, end = query[0], query[0] + query[1]
+    pieces, pos = [], start
+    for s, e in sorted(t for t in taken if t[0] < end and start < t[1]):
+        if s > pos:
+            pieces.append((pos, s))
+        pos = max(pos, e)
+    if pos < end:
+        pieces.append((pos, end))
+    coverage = Coverage()
+    for s, e in taken:  # added one at a time, in any order, as with_other_mentions does
+        coverage.add(s, e)
+    assert coverage.uncovered(start, end) == pieces
