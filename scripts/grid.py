@@ -242,7 +242,8 @@ def generate_step(cache: Cache, grid: Dict, cell: Dict, adapter: Dict) -> Dict:
     settings = {"adapter": adapter["key"], "base_model": cell["base_model"], "dev": cache.fingerprint(grid["dev"]),
                 "train": cache.fingerprint(grid["train"]), "config": cache.fingerprint(grid["generate_config"]),
                 "volume": cell["volume"], "max_new_tokens": grid["max_new_tokens"],
-                "vocabulary": cell["gen_vocabulary"], "seed": cell["seed"], "device": device}
+                "vocabulary": cell["gen_vocabulary"], "seed": cell["seed"], "device": device,
+                "lang": grid["lang"], "prompts": "surrogates"}  # prompts carry no real PHI (generate)
 
     def run(folder: Path) -> Dict:
         overrides = {"paths.adapter": adapter["path"], "components.llm.model.base_model": cell["base_model"],
@@ -250,7 +251,8 @@ def generate_step(cache: Cache, grid: Dict, cell: Dict, adapter: Dict) -> Dict:
                      "components.llm.model.device": device, "components.llm.model.threads": grid["threads"]}
         # Resumes on its own from what an interrupted run left in the folder.
         report = generate(grid["generate_config"], grid["dev"], grid["train"], folder, volume=cell["volume"],
-                          overrides=overrides, vocabulary=cell["gen_vocabulary"], silent=grid["silent"])
+                          overrides=overrides, vocabulary=cell["gen_vocabulary"], silent=grid["silent"],
+                          lang=grid["lang"])
         if not report["complete"]:
             msg.warn(f"{folder}: generation did not reach its target")
         return {"samples": str(folder / "samples.jsonl"), "kept": report["kept"], "words": report["words"],

@@ -46,7 +46,6 @@ Only the prompt check, on any run (exits 1 when a prompt holds PHI of its dev no
 import hashlib
 import re
 import sys
-import unicodedata
 from array import array
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -61,6 +60,7 @@ from wasabi import msg
 
 from scripts.annotate import read_synthetic, read_synthetic_lines
 from scripts.corpus_readers import CorpusError
+from scripts.deid_component import fold  # the folding propagation and residual_phi match with
 
 WORD = re.compile(r"\w+")
 # Odd multiplier of the polynomial n-gram hash (the 64-bit golden ratio constant).
@@ -254,12 +254,6 @@ def phi_reproduction(gold_docs: Iterable[Doc], synth_texts: Iterable[str], min_c
 # ---------------------------------------------------------------------------
 # PHI of a prompt's own dev note
 # ---------------------------------------------------------------------------
-
-
-def fold(word: str) -> str:
-    """A word as the prompt check compares it: casefolded, accents removed ("García" = "GARCIA"),
-    so that a surrogate differing only in case or accents still counts as the real string."""
-    return "".join(ch for ch in unicodedata.normalize("NFKD", word.casefold()) if not unicodedata.combining(ch))
 
 
 def folded_words(text: str) -> List[Tuple[str, int, int]]:
