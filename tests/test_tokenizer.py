@@ -31,10 +31,16 @@ TEXT = st.lists(st.sampled_from(ALPHABET), max_size=120).map("".join)
 ANY_TEXT = st.text(max_size=300)  # any code point, lone surrogates included
 
 
+def is_clinical(tokenizer) -> bool:
+    """By name: a test that runs a command with `--code scripts/functions.py` imports the file
+    again as module `functions`, which registers its own (identical) class."""
+    return type(tokenizer).__name__ == ClinicalTokenizer.__name__
+
+
 @pytest.fixture(scope="module")
 def nlp():
     nlp = spacy.blank("es", config={"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}})
-    assert isinstance(nlp.tokenizer, ClinicalTokenizer)
+    assert is_clinical(nlp.tokenizer)
     return nlp
 
 
@@ -128,12 +134,12 @@ def test_saved_and_loaded(nlp, tmp_path):
     text = "Dr." + "." * 300 + "MartínezNºCol 612-345-678 " + "😀" * 200
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
-    assert isinstance(loaded.tokenizer, ClinicalTokenizer) and loaded.tokenizer._rules_are_ours()
+    assert is_clinical(loaded.tokenizer) and loaded.tokenizer._rules_are_ours()
     assert tokens(loaded(text)) == tokens(nlp(text))
     again = create_clinical_tokenizer()(nlp).from_bytes(nlp.tokenizer.to_bytes())
     assert tokens(again(text)) == tokens(nlp.tokenizer(text))
     restored = pickle.loads(pickle.dumps(nlp.tokenizer))
-    assert isinstance(restored, ClinicalTokenizer) and tokens(restored(text)) == tokens(nlp.tokenizer(text))
+    assert is_clinical(restored) and tokens(restored(text)) == tokens(nlp.tokenizer(text))
 
 
 def test_loads_what_the_old_tokenizer_wrote(nlp, reference):
