@@ -7,7 +7,7 @@ span of the annotated corpus with a Faker surrogate of the same kind (consistent
 chunk, dates shifted by one offset, IDs in a valid format) and the entity labels move with
 the text: the corpus trains the same way, and no longer holds the strings the annotator
 found. Other mentions of a found string are replaced and labelled too (`propagate`). With
-`--gold` (the real training DocBin), no surrogate may be one of the real corpus's
+`--gold` (the real DocBins the run touched: train and dev), no surrogate may be one of the real corpus's
 identifying PHI strings either (a drawn name, town or shifted date that happens to be a real
 one; identifying as `privacy` counts it): those strings are read into memory for the check,
 never printed or written.
@@ -37,7 +37,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import AbstractSet, Dict, Iterable, List, Optional, Set, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import srsly
 import typer
@@ -112,7 +112,7 @@ def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
 
 
 def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: int = 0,
-                        samples_output: Optional[Path] = None, gold_path: Optional[Path] = None,
+                        samples_output: Optional[Path] = None, gold_paths: Sequence[Path] = (),
                         max_gold_docs: int = 1, progress: bool = False, key: Optional[bytes] = None) -> Dict:
     """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`; the report.
     `key`: the secret surrogate key; None draws a random one for this run, kept nowhere."""
@@ -124,7 +124,9 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         raise CorpusError(f"{', '.join(missing)}: no such file (expected annotate's output)")
     source_report = input_dir / "annotate.json"
     annotated = srsly.read_json(source_report) if source_report.is_file() else {}
-    avoid = identifying_gold_strings(gold_path, max_gold_docs) if gold_path is not None else set()
+    # Every real split the run touched (the adaptation notes, the dev notes of the prompts):
+    # a surrogate drawn from Faker's lists can be a dev patient's name as well as a training one's.
+    avoid = set().union(*(identifying_gold_strings(path, max_gold_docs) for path in gold_paths))
     key_source = "given" if key is not None else "random for this run, not stored"
     transform = corpus_transform(nlp.lang, seed, avoid, key if key is not None else secrets.token_bytes(32))
     start = time.perf_counter()
@@ -163,7 +165,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         "synthetic": synthetic,
         "per_label": compare_labels(synthetic, annotated.get("gold"), ()),
         "pseudonymized": {
-            "from": str(input_dir), "key": key_source, "gold_avoided": str(gold_path) if gold_path else None,
+            "from": str(input_dir), "key": key_source, "gold_avoided": [str(path) for path in gold_paths],
             "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(avoid), "replaced": sum(per_label.values()),
             "propagated": counts["propagated"], "misaligned": counts["misaligned"],
             "per_label": dict(Counter(per_label).most_common()),
@@ -186,7 +188,7 @@ def main(
     input_dir: Path = typer.Argument(..., help="Synthetic corpus folder written by annotate (train.spacy, dev.spacy)"),
     output_dir: Path = typer.Argument(..., help="Folder for the pseudonymized train.spacy, dev.spacy and annotate.json"),
     samples_output: Optional[Path] = typer.Option(None, "--samples-output", help="Also write the pseudonymized notes as JSONL here (for privacy)"),
-    gold_path: Optional[Path] = typer.Option(None, "--gold", help="Real training DocBin: no surrogate may be one of its identifying PHI strings"),
+    gold_paths: List[Path] = typer.Option([], "--gold", help="Real DocBin the run touched (repeat: train, dev): no surrogate may be one of its identifying PHI strings"),
     max_gold_docs: int = typer.Option(1, "--max-gold-docs", help="Identifying: annotated in at most this many gold documents (as privacy)"),
     seed: int = typer.Option(0, "--seed", help="Unused since surrogates are keyed (kept for old command lines)"),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help=f"Secret surrogate key (hex or raw bytes, 16+); default ${KEY_ENV_VAR}, else a random key for this run, not stored"),
@@ -202,7 +204,7 @@ def main(
                  "nowhere (the corpus's surrogates cannot be recomputed, nor this run reproduced)")
     nlp = load_pipeline(model, code)
     try:
-        report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_path, max_gold_docs,
+        report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_paths, max_gold_docs,
                                      progress=True, key=key)
     except CorpusError as err:
         msg.fail(str(err), exits=1)

@@ -103,7 +103,7 @@ def test_no_surrogate_is_a_real_phi_string(corpus, tmp_path):
     doc.ents = [doc.char_span(doc.text.index(t), doc.text.index(t) + len(t), label="X") for t in sorted(drawn)]
     gold.add(doc)
     gold.to_disk(tmp_path / "gold.spacy")
-    second = pseudonymize_corpus(nlp, folder, tmp_path / "b", key=KEY, gold_path=tmp_path / "gold.spacy")
+    second = pseudonymize_corpus(nlp, folder, tmp_path / "b", key=KEY, gold_paths=[tmp_path / "gold.spacy"])
     texts = " ".join(d.text for d in DocBin().from_disk(tmp_path / "b" / "train.spacy").get_docs(nlp.vocab))
     assert [t for t in drawn if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", texts)] == []
     assert second["pseudonymized"]["gold_strings_avoided"] == len(drawn) and first["pseudonymized"]["gold_strings_avoided"] == 0
