@@ -1064,6 +1064,10 @@ class Surrogates:
         # Letter runs of two or more are prefixes ("NHC", "COL"): kept, unless there is no
         # digit to draw (then every letter is). Single letters and digits are drawn.
         shortest_drawn = 1 if re.search(r"\d", text) else 10**6
+        if shortest_drawn == 1 and any(not _is_id_prefix(run) for run in _LETTER_RUN.findall(text)):
+            # Words ("raza caucásica de 21 años": a model's ID span run over prose) are no
+            # prefix: kept, they would carry the text through. The span is redacted instead.
+            raise NotAnId()
 
         def draw() -> str:
             out = _random_digits_like(text, self.rng)
@@ -1193,6 +1197,16 @@ class Coverage:
         if pos < end:
             pieces.append((pos, end))
         return pieces
+
+
+class NotAnId(Exception):
+    """An ID span holding words, not an ID: redacted instead (see Surrogates._id_generic)."""
+
+
+def _is_id_prefix(run: str) -> bool:
+    """A letter run an ID may keep: a short code ("NHC", "Col", "Nº"), or a longer one in
+    capitals ("NASS"), not a word of prose."""
+    return len(run) <= 3 or (run.isupper() and len(run) <= 6)
 
 
 class SurrogateLeak(Exception):

@@ -158,11 +158,21 @@ def to_input_offset(pos: int, spans: Sequence[Dict]) -> Optional[int]:
     return pos + shift
 
 
+def outside_placeholders(output: str, needle: str, spans: Optional[Sequence[Dict]],
+                         match: str = "word") -> List[Tuple[int, int]]:
+    """`occurrence_spans` but those inside a default redaction placeholder (the label's name in
+    brackets: "familiares" in "[FAMILIARES_SUJETO_ASISTENCIA]" is the label, not PHI)."""
+    found = occurrence_spans(output, needle, match)
+    placeholders = [(s["out_start"], s["out_end"]) for s in spans or ()
+                    if s.get("replacement") == f"[{s.get('label')}]"]
+    return [(o, e) for o, e in found if not any(a <= o and e <= b for a, b in placeholders)]
+
+
 def leak_causes(gold: GoldDoc, label: str, needle: str, output: str, spans: Sequence[Dict],
                 match: str = "word") -> List[str]:
     """Why `needle` (a found `label` entity's string) is still in `output`: a sorted list of CAUSES."""
     causes = set()
-    for o, end in occurrence_spans(output, needle, match):
+    for o, end in outside_placeholders(output, needle, spans, match):
         inside = [s for s in spans if s["out_start"] < end and o < s["out_end"]]
         if inside:
             if all(s.get("kind") in KEPT_KINDS and gold.text[s["start"] : s["end"]] == s["replacement"] for s in inside):
@@ -191,7 +201,7 @@ def check_document(gold: GoldDoc, output: str, spans: Optional[Sequence[Dict]], 
     rows = []
     for (start, end, label), is_found in zip(gold.ents, found):
         needle = gold.text[start:end]
-        leaked = is_found is False or (bool(needle) and bool(occurrences(output, needle, match)))
+        leaked = is_found is False or (bool(needle) and bool(outside_placeholders(output, needle, spans, match)))
         row = {"id": gold.id, "label": label, "start": start, "end": end, "found": is_found, "leaked": leaked,
                "violation": bool(is_found and leaked)}
         if row["violation"]:

@@ -591,3 +591,21 @@ def test_a_string_that_a_replacement_completes_again_goes_too():
     doc = transform(doc)
     assert doc._.deidentified == "Ver [ID_SUJETO_ASISTENCIA] y [NOMBRE_SUJETO_ASISTENCIA][ID_SUJETO_ASISTENCIA]."
     assert doc._.deid_spans[-1]["fallback_reason"] == "Coincidence"
+
+
+def test_an_id_span_over_prose_is_redacted_not_passed_through():
+    """A model's ID span run over a sentence ("raza caucásica de 21 años ..."): an ID keeps its
+    letter prefixes ("NHC") and draws its digits, so the words would pass through unchanged.
+    Words are no prefix: the span is redacted instead. A real ID keeps its prefix."""
+    text = "NHC 7984385. Paciente de raza caucásica de 21 años de edad que es remitido."
+    prose = "raza caucásica de 21 años de edad que es remitido"
+    nlp = ruler_pipeline("es", [("ID_SUJETO_ASISTENCIA", "NHC 7984385"), ("ID_SUJETO_ASISTENCIA", prose)],
+                         rules=False)
+    nlp.get_pipe("deid_transform").set_key(bytes(range(32)))
+    doc = nlp(text)
+    by_start = {s["start"]: s for s in doc._.deid_spans}
+    prose_span = by_start[text.index(prose)]
+    assert prose_span["replacement"] == "[ID_SUJETO_ASISTENCIA]" and prose_span["fallback_reason"] == "NotAnId"
+    id_span = by_start[0]
+    assert id_span["replacement"].startswith("NHC ") and id_span["replacement"] != "NHC 7984385"
+    assert "caucásica" not in doc._.deidentified

@@ -205,3 +205,19 @@ def test_any_case_or_accent_form_is_a_leak():
     doc = gold(text, ("NOMBRE_SUJETO_ASISTENCIA", "García", 0))
     output, spans = apply(text, [(*span_of(doc, "García"), "Pinto", "NOMBRE_SUJETO_ASISTENCIA", "name")])
     assert check_document(doc, output, spans)[0]["causes"] == ["elsewhere"]
+
+
+def test_a_label_name_inside_its_redaction_placeholder_is_no_leak():
+    """A kinship word annotated as FAMILIARES ("familiares") and redacted: the placeholder
+    "[FAMILIARES_SUJETO_ASISTENCIA]" holds the label's name, not the note's text. The same
+    word left elsewhere in the output is still a leak."""
+    text = "Sus familiares refieren disnea."
+    doc = gold(text, ("FAMILIARES_SUJETO_ASISTENCIA", "familiares", 0))
+    label = "FAMILIARES_SUJETO_ASISTENCIA"
+    output, spans = apply(text, [(*span_of(doc, "familiares"), f"[{label}]", label, "redact")])
+    assert [(r["found"], r["leaked"]) for r in check_document(doc, output, spans)] == [(True, False)]
+    twice = text + " Los familiares llaman."
+    doc = gold(twice, (label, "familiares", 0))
+    output, spans = apply(twice, [(*span_of(doc, "familiares"), f"[{label}]", label, "redact")])
+    rows = check_document(doc, output, spans)
+    assert [(r["leaked"], r["causes"]) for r in rows] == [(True, ["elsewhere"])]
