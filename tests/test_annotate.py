@@ -14,11 +14,11 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
-from scripts.annotate import annotate, compare_labels, main, read_synthetic
-from scripts.convert import convert, make_nlp
-from scripts.corpus_readers import CorpusError
-from scripts.make_docs import count_words
-from scripts.train import timed_train
+from deid_synthesis.annotate import annotate, compare_labels, main, read_synthetic
+from deid_synthesis.convert import convert, make_nlp
+from deid_synthesis.corpus_readers import CorpusError
+from deid_synthesis.make_docs import count_words
+from deid_synthesis.train import timed_train
 
 ROOT = Path(__file__).resolve().parent.parent
 FILLER = "El paciente refiere dolor abdominal de tres días de evolución sin fiebre ni vómitos."  # 14 words
@@ -229,7 +229,7 @@ def test_cli_with_a_trained_pipeline(synth_path, gold_path, tmp_path):
     result = CliRunner().invoke(cli(), [str(model / "model-best"), str(synth_path), str(out), "--gold", str(gold_path),
                                         "--report", str(report_path), "--max-words", "40", "--batch-size", "8",
                                         "--dev-output", str(tmp_path / "dev.spacy"), "--dev-share", "0.3",
-                                        "--code", str(ROOT / "scripts/functions.py")])
+                                        "--code", str(ROOT / "src/clinical_deid/tokenizer.py")])
     assert result.exit_code == 0, result.output
     report = json.loads(report_path.read_text())
     nlp = spacy.load(model / "model-best")

@@ -6,8 +6,8 @@ import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
-from scripts.bench_deid import bench, main
+import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
+from deid_synthesis.bench_deid import bench, main
 
 NOTES = {
     "a": "Paciente Ana García, 45 años, ingresa el 12/03/2019. Tel 612 345 678.",

@@ -14,10 +14,10 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from scripts.convert import convert, main, make_nlp
-from scripts.corpus_readers import CorpusError, Problems, Record, SpanRecord, read_corpus
-from scripts.make_docs import count_words, record_to_doc, split_doc
-from scripts.prepare_corpus import prepare
+from deid_synthesis.convert import convert, main, make_nlp
+from deid_synthesis.corpus_readers import CorpusError, Problems, Record, SpanRecord, read_corpus
+from deid_synthesis.make_docs import count_words, record_to_doc, split_doc
+from deid_synthesis.prepare_corpus import prepare
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -671,7 +671,7 @@ def test_jsonl_spans_under_another_key_fail(tmp_path, key, value):
 
 
 def test_zero_entities_warns(tmp_path, capsys):
-    from scripts.convert import print_report
+    from deid_synthesis.convert import print_report
     path = tmp_path / "none.jsonl"
     path.write_text(json.dumps({"text": "Ana vive."}) + "\n", encoding="utf-8")
     report, _ = run(tmp_path, path, "jsonl")

@@ -11,9 +11,9 @@ import pytest
 import spacy
 from spacy.tokens import Span
 
-import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
-from scripts.deid_component import PRESETS, LocaleData, Surrogates, date_fields, find_dates, locale_data
-from scripts.deid_rules import find_structured_phi, is_valid_dni, is_valid_personnummer, luhn_digit
+import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
+from clinical_deid.transform import PRESETS, LocaleData, Surrogates, date_fields, find_dates, locale_data
+from clinical_deid.rules import find_structured_phi, is_valid_dni, is_valid_personnummer, luhn_digit
 
 TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
 
@@ -370,7 +370,7 @@ def test_a_bare_age_takes_its_unit_and_goes_with_it():
 
 
 def test_word_runs_and_strings_to_avoid():
-    from scripts.deid_component import word_runs
+    from clinical_deid.transform import word_runs
 
     assert list(word_runs("Ana  García, 45")) == ["Ana", "Ana García", "Ana García, 45", "García", "García, 45", "45"]
     surrogates = Surrogates(locale_data("es_ES"), random.Random(0), [], 365, 2, avoid_strings={"garcía", "12/03/2019"})
@@ -560,7 +560,7 @@ def test_the_key_stays_in_memory_and_reaches_worker_processes(tmp_path):
 
 
 def test_load_key(tmp_path, monkeypatch):
-    from scripts.deid_component import load_key
+    from clinical_deid.transform import load_key
 
     monkeypatch.delenv("DEID_SURROGATE_KEY", raising=False)
     assert load_key() is None

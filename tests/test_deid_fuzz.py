@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Span
 
-import scripts.deid_rules  # noqa: F401  (registers deid_rules)
-import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
-from scripts.deid_component import PRESETS
-from scripts.residual_phi import occurrence_spans
+import clinical_deid.rules  # noqa: F401  (registers deid_rules)
+import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
+from clinical_deid.transform import PRESETS
+from deid_synthesis.residual_phi import occurrence_spans
 
 TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
 LABELS = sorted({*PRESETS["meddocan"], *PRESETS["swedish_ner"], *PRESETS["stockholm_epr"]})
@@ -168,7 +168,7 @@ def test_every_fragment_as_every_kind(lang):
 def test_coverage_equals_the_scan_it_replaces(spans, query):
     """Coverage (logarithmic per span, so dense notes stay linear) gives exactly what a scan
     of every taken span gives."""
-    from scripts.deid_component import Coverage
+    from clinical_deid.transform import Coverage
 
     taken = [(s, s + n) for s, n in spans]
     start, end = query[0], query[0] + query[1]

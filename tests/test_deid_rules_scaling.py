@@ -6,7 +6,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scripts.deid_rules import RULES, find_structured_phi
+from clinical_deid.rules import RULES, find_structured_phi
 
 FRAGMENTS = ["12/03/2019", "612 345 678", "ana@correo.es", "www.ejemplo.es/a", "45678912S",
              "X1234567L", "192.168.1.1", "19121212-1212", "28034 Getafe", ".", " ", "-", "/", "0", "\n"]

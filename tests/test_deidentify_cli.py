@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import spacy
 
-import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
-from scripts.deidentify import PARTIAL_SUFFIX, deidentify_main
+import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
+from clinical_deid.deidentify import PARTIAL_SUFFIX, deidentify_main
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = {
@@ -153,7 +153,7 @@ def test_modes_and_stdin(model, tmp_path):
 def test_command_line(model, tmp_path):
     inp = jsonl_input(tmp_path / "in.jsonl")
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.deidentify", str(model), str(inp), str(tmp_path / "out.jsonl"),
+        [sys.executable, "-m", "clinical_deid.deidentify", str(model), str(inp), str(tmp_path / "out.jsonl"),
          "--mode", "redact", "--batch-size", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
@@ -162,7 +162,7 @@ def test_command_line(model, tmp_path):
     assert "Processed 3 documents" in stdout and "2 failed" in stdout and "words/s" in stdout
     assert "line 2: bad JSON" in result.stderr
     assert "[NOMBRE_SUJETO_ASISTENCIA]" in (tmp_path / "out.jsonl").read_text()
-    refused = subprocess.run([sys.executable, "-m", "scripts.deidentify", str(model), str(inp), str(inp)],
+    refused = subprocess.run([sys.executable, "-m", "clinical_deid.deidentify", str(model), str(inp), str(inp)],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1 and "is the input" in " ".join(refused.stderr.split())
 
@@ -226,7 +226,7 @@ import pathlib  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from scripts.deidentify import DeidError, OutputLock, create_key_file, cut_points  # noqa: E402
+from clinical_deid.deidentify import DeidError, OutputLock, create_key_file, cut_points  # noqa: E402
 
 SECRET_WORD = "Zorbaquixtle"  # a word of a note that no message may carry
 
@@ -380,7 +380,7 @@ def cli(*args, env=None):
     import typer
     from typer.testing import CliRunner
 
-    from scripts.deidentify import main
+    from clinical_deid.deidentify import main
 
     app = typer.Typer()
     app.command()(main)

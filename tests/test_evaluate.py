@@ -9,7 +9,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
-from scripts.evaluate import KEYS, evaluate, main, merge_spans, score_docs, to_markdown
+from deid_synthesis.evaluate import KEYS, evaluate, main, merge_spans, score_docs, to_markdown
 
 
 @pytest.fixture(scope="module")

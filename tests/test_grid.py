@@ -13,13 +13,13 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from scripts.adapt import documents_hash, select_documents
-from scripts.causal_lm import build_tiny_model
-from scripts.convert import convert
-from scripts.demo_corpus import generate_split
-from scripts.evaluate import evaluate
-from scripts.grid import GridError, main, make_grid, run_grid
-from scripts.train import timed_train
+from deid_synthesis.adapt import documents_hash, select_documents
+from deid_synthesis.causal_lm import build_tiny_model
+from deid_synthesis.convert import convert
+from deid_synthesis.demo_corpus import generate_split
+from deid_synthesis.evaluate import evaluate
+from deid_synthesis.grid import GridError, main, make_grid, run_grid
+from deid_synthesis.train import timed_train
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)

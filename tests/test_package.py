@@ -1,5 +1,6 @@
-"""The product as users get it: a wheel built by scripts/package_pipeline.py, installed with pip
-into a fresh virtual environment, loaded with `spacy.load` and run with `python -m <package>`."""
+"""The product as users get it: a wheel built by scripts/package_pipeline.py (weights and config
+only), installed with pip into a fresh virtual environment beside the runtime package it
+requires (clinical-deid), loaded with `spacy.load` and run with the `clinical-deid` command."""
 import json
 import os
 import subprocess
@@ -13,10 +14,10 @@ import pytest
 import srsly
 from spacy.symbols import IDS
 
-from scripts.convert import convert
-from scripts.package_pipeline import LeakingWheel, corpus_sizes, package_pipeline
-from scripts.train import timed_train
-from scripts.wheel_check import check_wheel, words
+from deid_synthesis.convert import convert
+from deid_synthesis.package_pipeline import LeakingWheel, corpus_sizes, package_pipeline
+from deid_synthesis.train import timed_train
+from deid_synthesis.wheel_check import check_wheel, words
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +90,7 @@ def wheels(tmp_path_factory):
 
 
 @pytest.mark.parametrize("lang", sorted(NOTES))
-def test_wheel_holds_the_code_the_meta_and_no_note_text(wheels, lang):
+def test_wheel_holds_the_meta_no_code_and_no_note_text(wheels, lang):
     wheel, NAME = wheels[lang], NAMES[lang]
     assert wheel.name == f"{NAME}-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as z:
@@ -97,8 +98,8 @@ def test_wheel_holds_the_code_the_meta_and_no_note_text(wheels, lang):
         meta = json.loads(z.read(f"{NAME}/meta.json"))
         config = z.read(next(n for n in names if n.endswith("/config.cfg"))).decode()
         raw = b"".join(z.read(n) for n in names if n.endswith(("meta.json", "README.md", "LICENSES_SOURCES")))
-    for module in ("__init__", "__main__", "functions", "deid_rules", "deid_component", "deidentify"):
-        assert f"{NAME}/{module}.py" in names
+    # Only the loader spacy package writes: the runtime is a requirement, not copied files.
+    assert [n for n in names if n.endswith(".py")] == [f"{NAME}/__init__.py"]
     assert meta["pipeline"] == ["tok2vec", "ner", "deid_rules", "deid_transform"]
     assert f"rules = {json.dumps(RULES[lang])}".replace(" ", "") in config.replace(" ", "")
     assert meta["performance"]["ents_f"] == 0.847 and meta["performance"]["gold_ents_f"] == 0.924
@@ -107,7 +108,10 @@ def test_wheel_holds_the_code_the_meta_and_no_note_text(wheels, lang):
     assert meta["training_data"]["sizes"]["train"]["documents"] == 6
     assert {s["license"] for s in meta["sources"]} >= {"Gemma Terms of Use", "CC BY 4.0"}
     assert any(r.startswith("spacy>=") for r in meta["requirements"])
-    assert any(r.startswith("Faker>=") for r in meta["requirements"])
+    assert "clinical-deid>=0.1.0,<0.2.0" in meta["requirements"]  # found by spacy package from the entry points
+    with zipfile.ZipFile(wheel) as z:
+        metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Requires-Dist: clinical-deid<0.2.0,>=0.1.0" in metadata
     for text, _ in NOTES[lang]:  # never any note text in what describes the package
         assert text[:20].encode() not in raw and b"@example." not in raw
 
@@ -128,13 +132,14 @@ def test_both_wheels_install_into_a_fresh_venv_and_deidentify(wheels, tmp_path):
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    # spaCy and Faker come from the package index (about 20 s with pip's cache).
-    pip = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+    # The runtime from this checkout; spaCy and Faker from the package index (about 30 s with pip's cache).
+    pip = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(ROOT),
                           *(str(w) for w in wheels.values())], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert pip.returncode == 0, pip.stderr[-3000:]
     print(f"venv + pip install in {time.perf_counter() - start:.1f} s")
     script = textwrap.dedent("""
-        import json, sys, spacy
+        import importlib.util, json, sys, spacy
+        assert importlib.util.find_spec("torch") is None  # the runtime does not pull it in
         name, texts = sys.argv[1], json.loads(sys.argv[2])
         nlp = spacy.load(name)
         out = []
@@ -161,7 +166,7 @@ def test_both_wheels_install_into_a_fresh_venv_and_deidentify(wheels, tmp_path):
         notes.mkdir()
         for i, text in enumerate(texts):
             (notes / f"note{i}.txt").write_text(text, encoding="utf-8")
-        run = subprocess.run([python, "-m", name, "deidentify", str(notes), str(out), "--mode", "redact",
+        run = subprocess.run([str(venv / "bin" / "clinical-deid"), name, str(notes), str(out), "--mode", "redact",
                               "--spans-output", str(tmp_path / f"spans-{lang}.jsonl")],
                              env=env, cwd=tmp_path, capture_output=True, text=True)
         assert run.returncode == 0, run.stdout + run.stderr
@@ -169,6 +174,11 @@ def test_both_wheels_install_into_a_fresh_venv_and_deidentify(wheels, tmp_path):
             redacted = (out / f"note{i}.txt").read_text(encoding="utf-8")
             assert redacted != text and "example" not in redacted and "[" in redacted
         assert len(list(srsly.read_jsonl(tmp_path / f"spans-{lang}.jsonl"))) == len(texts)
+
+
+def test_importing_the_runtime_imports_no_torch():
+    code = "import sys, clinical_deid; assert 'torch' not in sys.modules and 'spacy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def training_words_of(wheel: Path):
@@ -199,7 +209,7 @@ def run_wheel_check(*args):
     from typer.testing import CliRunner
     import typer
 
-    from scripts.wheel_check import main
+    from deid_synthesis.wheel_check import main
 
     app = typer.Typer()
     app.command()(main)
@@ -233,7 +243,7 @@ def test_wheel_check_finds_training_words_and_names_files_not_words(wheels, tmp_
 
 def test_wheel_check_reads_jsonl_notes_and_fails_cleanly(wheels, tmp_path):
     wheel = wheels["es"]
-    srsly.write_jsonl(tmp_path / "notes.jsonl", [{"id": "1", "text": "deidentify deid_rules"}])
+    srsly.write_jsonl(tmp_path / "notes.jsonl", [{"id": "1", "text": "deid_rules deid_transform"}])
     result = check_wheel(wheel, [tmp_path / "notes.jsonl"])
     assert result["training_words"] == 3 and result["shared_words"] == 3 and result["findings"] == 0
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json Ana García\n', encoding="utf-8")
@@ -242,7 +252,7 @@ def test_wheel_check_reads_jsonl_notes_and_fails_cleanly(wheels, tmp_path):
 
 
 def test_a_leaking_wheel_fails_the_build_and_is_removed(tmp_path, monkeypatch):
-    import scripts.package_pipeline as package_module
+    import deid_synthesis.package_pipeline as package_module
 
     monkeypatch.setattr(package_module, "prune_strings", lambda model: {})  # as before this check
     with pytest.raises(LeakingWheel, match="training-text words"):

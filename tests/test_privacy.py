@@ -10,9 +10,9 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from scripts.convert import make_nlp
-from scripts.corpus_readers import CorpusError
-from scripts.privacy import (PhiIndex, filter_synthetic, main, ngram_hashes, ngram_recall, phi_reproduction,
+from deid_synthesis.convert import make_nlp
+from deid_synthesis.corpus_readers import CorpusError
+from deid_synthesis.privacy import (PhiIndex, filter_synthetic, main, ngram_hashes, ngram_recall, phi_reproduction,
                              privacy_report, words)
 
 # 45 words, no punctuation inside: runs of it are easy to cut by word.
@@ -266,7 +266,7 @@ def test_cli_fails_clearly(files, tmp_path):
 
 def test_adaptation_subset_from_the_manifest(files, tmp_path):
     pytest.importorskip("torch")
-    from scripts.adapt import documents_hash, select_documents
+    from deid_synthesis.adapt import documents_hash, select_documents
 
     synth, gold_path = files
     ids = ["g0", "g1", "g2", "g3"]
@@ -309,7 +309,7 @@ def dev_rows():
 
 
 def test_own_phi_is_matched_as_whole_words_regardless_of_case_and_accents(dev):
-    from scripts.privacy import find_own_phi, phi_word_runs
+    from deid_synthesis.privacy import find_own_phi, phi_word_runs
 
     runs = phi_word_runs(dev[1])
     assert set(runs) == {("carlos", "nunez"), ("varon",)}
@@ -321,7 +321,7 @@ def test_own_phi_is_matched_as_whole_words_regardless_of_case_and_accents(dev):
 
 
 def test_privacy_counts_the_dev_split_and_the_prompts(files, dev, tmp_path):
-    from scripts.privacy import prompt_phi
+    from deid_synthesis.privacy import prompt_phi
 
     _, gold_path = files
     synth, dev_path = tmp_path / "dev_run.jsonl", tmp_path / "dev.spacy"
@@ -378,7 +378,7 @@ def test_cli_with_dev_and_the_prompt_check(files, dev, tmp_path):
     for text in (result.output, out.read_text()):
         assert "Beatriz" not in text and "Carlos" not in text
     root = Path(__file__).resolve().parent.parent
-    check = [sys.executable, "-m", "scripts.privacy", "prompts"]
+    check = [sys.executable, "-m", "deid_synthesis.privacy", "prompts"]
     leaky = subprocess.run(check + [str(synth), str(dev_path)], cwd=root, capture_output=True, text=True)
     assert leaky.returncode == 1 and "prompts with phi of their dev note: 1 of 2" in flat(leaky.stdout)
     assert "Beatriz" not in leaky.stdout + leaky.stderr
@@ -387,7 +387,7 @@ def test_cli_with_dev_and_the_prompt_check(files, dev, tmp_path):
 
 
 def test_the_report_shows_the_splits_and_the_prompt_check(files, dev, tmp_path):
-    from scripts.report import _privacy_md, privacy_counts
+    from deid_synthesis.report import _privacy_md, privacy_counts
 
     _, gold_path = files
     synth, dev_path = tmp_path / "run.jsonl", tmp_path / "dev.spacy"

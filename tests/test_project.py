@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import srsly
 
-from scripts.causal_lm import build_tiny_model
-from scripts.demo_corpus import generate_split
+from deid_synthesis.causal_lm import build_tiny_model
+from deid_synthesis.demo_corpus import generate_split
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "project.yml", project)
-    for folder in ("configs", "scripts"):
+    for folder in ("configs", "scripts", "src"):
         shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
     # A tiny randomly initialised causal LM stands in for Gemma (the real loading, LoRA and
     # generation code runs; only the weights are small).

@@ -6,9 +6,9 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
-from scripts.corpus_readers import CorpusError
-from scripts.pseudonymize_corpus import pseudonymize_corpus
+import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
+from deid_synthesis.corpus_readers import CorpusError
+from deid_synthesis.pseudonymize_corpus import pseudonymize_corpus
 
 KEY = bytes(range(7, 39))
 TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
@@ -129,7 +129,7 @@ def test_surrogates_are_keyed_and_random_without_a_key(corpus, tmp_path, monkeyp
     # The command line: the key from --key-file or the environment, a bad one named, never shown.
     from typer.testing import CliRunner
     import typer
-    from scripts.pseudonymize_corpus import main
+    from deid_synthesis.pseudonymize_corpus import main
 
     app = typer.Typer()
     app.command()(main)

@@ -1,5 +1,5 @@
-"""The run report: inputs built by the pipeline's own functions (scores by scripts.evaluate,
-label rates by scripts.annotate, privacy figures by scripts.privacy) on tiny documents; the
+"""The run report: inputs built by the pipeline's own functions (scores by deid_synthesis.evaluate,
+label rates by deid_synthesis.annotate, privacy figures by deid_synthesis.privacy) on tiny documents; the
 report must carry their numbers, explain the loss by the stated rule, and never a PHI string."""
 import json
 
@@ -10,10 +10,10 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from scripts.annotate import compare_labels
-from scripts.evaluate import score_docs
-from scripts.privacy import privacy_report
-from scripts.report import ReportError, default_paths, main, write_report
+from deid_synthesis.annotate import compare_labels
+from deid_synthesis.evaluate import score_docs
+from deid_synthesis.privacy import privacy_report
+from deid_synthesis.report import ReportError, default_paths, main, write_report
 
 TEXT = "Paciente Juan Pérez , de 45 años , vive en Madrid , ingresa en Hospital Sur ."
 ENTS = {"NOMBRE": "Juan Pérez", "EDAD": "45 años", "TERRITORIO": "Madrid", "HOSPITAL": "Hospital Sur"}

@@ -5,9 +5,9 @@ import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-import scripts.functions  # noqa: F401  (registers the clinical tokenizer)
-from scripts.deidentify import deidentify_main
-from scripts.residual_phi import (
+import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
+from clinical_deid.deidentify import deidentify_main
+from deid_synthesis.residual_phi import (
     GoldDoc, check_document, main, occurrences, read_gold, read_outputs, read_spans, residual_check,
 )
 
@@ -182,8 +182,8 @@ def test_any_case_or_accent_form_is_a_leak():
     Offsets are the output's own, even where folding changes the length."""
     import unicodedata
 
-    from scripts.deid_component import fold
-    from scripts.residual_phi import occurrence_spans
+    from clinical_deid.transform import fold
+    from deid_synthesis.residual_phi import occurrence_spans
 
     for output, needle in [("Vista por GARCÍA hoy", "García"), ("vista por garcía hoy", "García"),
                            ("Vista por García hoy", "GARCÍA"), ("Vista por GARCIA hoy", "García"),

@@ -12,8 +12,8 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-import scripts.functions  # noqa: F401  (the clinical tokenizer)
-from scripts.rules_effect import configurations, main, predict, rules_effect, to_markdown, verdict
+import clinical_deid.tokenizer  # noqa: F401  (the clinical tokenizer)
+from deid_synthesis.rules_effect import configurations, main, predict, rules_effect, to_markdown, verdict
 
 TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
 NOTES = [

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokenizer import Tokenizer
 
-from scripts.functions import (_PUNCT_RE, ClinicalTokenizer, _run_cuts, create_clinical_tokenizer,
+from clinical_deid.tokenizer import (_PUNCT_RE, ClinicalTokenizer, _run_cuts, create_clinical_tokenizer,
                                spacy_clinical_tokenizer)
 
 # Characters that stress the rules: letters of both cases (ASCII, Latin-1, camel-case
@@ -32,7 +32,7 @@ ANY_TEXT = st.text(max_size=300)  # any code point, lone surrogates included
 
 
 def is_clinical(tokenizer) -> bool:
-    """By name: a test that runs a command with `--code scripts/functions.py` imports the file
+    """By name: a test that runs a command with `--code src/clinical_deid/tokenizer.py` imports the file
     again as module `functions`, which registers its own (identical) class."""
     return type(tokenizer).__name__ == ClinicalTokenizer.__name__
 

@@ -8,9 +8,9 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from scripts.convert import convert
-from scripts.evaluate import evaluate
-from scripts.train import timed_train
+from deid_synthesis.convert import convert
+from deid_synthesis.evaluate import evaluate
+from deid_synthesis.train import timed_train
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = [
@@ -71,7 +71,7 @@ def test_transformer_config_with_a_local_encoder(tiny_corpus, tmp_path):
 
 def note_words(texts):
     """Words of 4+ characters of texts, casefolded (as scripts/wheel_check.py counts them)."""
-    from scripts.wheel_check import words
+    from deid_synthesis.wheel_check import words
 
     return set().union(*(words(text) for text in texts))
 
@@ -94,7 +94,7 @@ def unpruned_and_pruned(tiny_corpus, tmp_path_factory):
 
     from spacy.cli.train import train
 
-    from scripts.prune_strings import prune_strings
+    from deid_synthesis.prune_strings import prune_strings
 
     folder = tmp_path_factory.mktemp("prune")
     train(ROOT / "configs/ner_cpu.cfg", folder / "model",
@@ -107,7 +107,7 @@ def unpruned_and_pruned(tiny_corpus, tmp_path_factory):
 
 def outputs(nlp, texts):
     """Everything the pipeline decides: tokens, tok2vec tensors, entities, deidentified text."""
-    from scripts.deidentify import prepare_pipeline
+    from clinical_deid.deidentify import prepare_pipeline
 
     nlp = prepare_pipeline(nlp, mode="pseudonymize", seed=3)
     out = []

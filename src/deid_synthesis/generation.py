@@ -10,7 +10,7 @@ lands in `doc.user_data["synthetic"]`: the text (prompt included), its token cou
 why it was dropped when it is empty or degenerate.
 
 The Hugging Face backend (`BatchedSampler`) is written for CPU throughput. Where a decoding
-step of Gemma-3-270m spends its time (`python -m scripts.bench_generation` measures it):
+step of Gemma-3-270m spends its time (`python -m deid_synthesis.bench_generation` measures it):
 the 262k-row output layer (2/3 of the weights), sorting 262k probabilities per row for the
 nucleus, and, in the attention, copying the whole KV cache every step (transformers expands
 the single key/value head to all query heads, and `DynamicCache` concatenates). So:
@@ -21,9 +21,9 @@ the single key/value head to all query heads, and `DynamicCache` concatenates). 
   (same distribution as transformers' `top_p`);
 * decoding attention that treats the query heads of a key/value head as a group (no copy
   of the cache), and a KV cache preallocated for the whole generation (no concatenation);
-* the adapter merged into the weights (`scripts.causal_lm`).
+* the adapter merged into the weights (`deid_synthesis.causal_lm`).
 * Optional, and it changes the sampling distribution: `vocabulary` restricts the output
-  layer to the token ids that occur in the adaptation corpus (written by `scripts.adapt`
+  layer to the token ids that occur in the adaptation corpus (written by `deid_synthesis.adapt`
   as `token_ids.json`); the model then samples from its distribution renormalised over
   those tokens. Tokens it never saw in the clinical text cannot appear, which also drops
   scripts and emoji a 270M multilingual model sometimes wanders into.
@@ -43,7 +43,7 @@ import torch
 from spacy.tokens import Doc, DocBin
 from spacy_llm.registry import registry
 
-from scripts.causal_lm import DEFAULT_BASE, DEFAULT_CACHE, load_causal_lm, manifest_hash
+from deid_synthesis.causal_lm import DEFAULT_BASE, DEFAULT_CACHE, load_causal_lm, manifest_hash
 
 # --------------------------------------------------------------------------
 # Seeds, degenerate samples, vocabulary
@@ -457,11 +457,11 @@ def make_causal_lm(
                 "backend": backend, "dtype": dtype, "top_p": top_p,
                 "temperature": temperature, "max_new_tokens": max_new_tokens, "vocabulary": vocabulary}
     if backend == "auto":
-        from scripts.generation_vllm import vllm_available
+        from deid_synthesis.generation_vllm import vllm_available
 
         backend = "vllm" if vllm_available() else "hf"
     if backend == "vllm":
-        from scripts.generation_vllm import VLLMSampler
+        from deid_synthesis.generation_vllm import VLLMSampler
 
         sampler = VLLMSampler(base_model, adapter, cache_dir=cache_dir, top_p=top_p, temperature=temperature,
                               max_new_tokens=max_new_tokens, dtype=dtype)
@@ -482,7 +482,7 @@ class SyntheticNotesTask:
     """spacy-llm task: a Doc is a prompt; the sample lands in doc.user_data["synthetic"].
 
     The prompt id and sample index come from doc.user_data ("prompt_id", "sample_index"),
-    set by `scripts.generate`; without them the prompt text is the id and the index is 0.
+    set by `deid_synthesis.generate`; without them the prompt text is the id and the index is 0.
     """
 
     def __init__(self, seed: int, max_token_share: float, min_distinct_ngrams: float):

@@ -14,7 +14,7 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
 
-from scripts.corpus_readers import CorpusError, Record
+from deid_synthesis.corpus_readers import CorpusError, Record
 
 MISALIGNED_POLICIES = ("split", "expand", "contract", "skip", "error")
 SPLIT_MODES = ("none", "sentences", "chunks")

@@ -17,7 +17,7 @@ out in a valid format (DNI/NIE check letter, personnummer Luhn digit).
 
 Keys: without one, the draws of a document are seeded from ``seed`` and a hash of its text,
 so anyone holding the output and a candidate patient can recompute the surrogates and test
-the guess (``keyed`` is False; ``scripts.deidentify`` refuses). With ``set_key(key)`` (see
+the guess (``keyed`` is False; ``clinical_deid.deidentify`` refuses). With ``set_key(key)`` (see
 ``load_key``: a key file or ``$DEID_SURROGATE_KEY``) every draw comes from
 HMAC-SHA256(key, kind + folded original): the same real value gets the same surrogate in
 every note of the run (a name word by word, so "García" alone and in "Ana García" agree),

@@ -8,7 +8,7 @@ when the config asks for backend "vllm" or "auto"; nothing else in the project n
 import importlib.util
 from typing import Any, Dict, List, Optional, Sequence
 
-from scripts.causal_lm import DEFAULT_CACHE, has_lora, load_tokenizer, read_manifest, resolve_base
+from deid_synthesis.causal_lm import DEFAULT_CACHE, has_lora, load_tokenizer, read_manifest, resolve_base
 
 
 def vllm_available() -> bool:
@@ -20,7 +20,7 @@ def vllm_available() -> bool:
 
 
 class VLLMSampler:
-    """Same interface as `scripts.generation.BatchedSampler`: generate(prompts, seeds)."""
+    """Same interface as `deid_synthesis.generation.BatchedSampler`: generate(prompts, seeds)."""
 
     def __init__(self, base_model: str, adapter: Optional[str], *, cache_dir=DEFAULT_CACHE, top_p: float = 0.95,
                  temperature: float = 1.0, max_new_tokens: int = 256, dtype: str = "float32",

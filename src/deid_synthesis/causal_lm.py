@@ -1,6 +1,6 @@
 """Load the generator: a causal LM from a hub name, a local folder, or a packaged GGUF.
 
-Adaptation (`scripts.adapt`), generation (`scripts.generation`) and the benchmark all load
+Adaptation (`deid_synthesis.adapt`), generation (`deid_synthesis.generation`) and the benchmark all load
 their model here, so they agree on what a base-model name means:
 
 * `gemma3-270m` (the offline default): the Gemma-3-270m base model that installs from the
@@ -11,7 +11,7 @@ their model here, so they agree on what a base-model name means:
 * an existing local folder: any `save_pretrained` folder;
 * anything else: a Hugging Face hub name (`projecte-aina/FLOR-1.3B`), for machines online.
 
-An adapter is a folder written by `scripts.adapt`: `manifest.json`, plus peft's
+An adapter is a folder written by `deid_synthesis.adapt`: `manifest.json`, plus peft's
 `adapter_config.json` / `adapter_model.safetensors` unless the data fraction was 0 (the
 paper's "no adaptation" point, which then means the base model). For inference the LoRA
 weights are merged into the base weights, so generation costs what the base model costs.
@@ -135,7 +135,7 @@ def resolve_base(base: Union[str, Path], cache_dir: Union[str, Path] = DEFAULT_C
 def read_manifest(adapter: Union[str, Path]) -> dict:
     path = Path(adapter) / MANIFEST
     if not path.exists():
-        raise ModelLoadError(f"{adapter}: no {MANIFEST} (write adapters with `python -m scripts.adapt`)")
+        raise ModelLoadError(f"{adapter}: no {MANIFEST} (write adapters with `python -m deid_synthesis.adapt`)")
     return srsly.read_json(path)
 
 

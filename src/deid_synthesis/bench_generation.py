@@ -1,0 +1,181 @@
+"""Benchmark: new tokens per second of the naive path and of the project's path, in one run.
+
+Naive: transformers' `generate` with nucleus sampling, one prompt at a time, the adapter
+not merged (peft's wrapper around every adapted layer). Project: `deid.CausalLM.v1` with the
+same model, adapter, prompts and sampling settings (batched, adapter merged, and whatever
+`--vocabulary` / `--dtype` ask for). The naive path is slow, so it runs on
+the first `--naive-prompts` of the prompts only; tokens per second is a rate, so the two
+figures compare. `--profile` also prints where one decoding step of the project's path
+spends its time. Only counts and timings are printed, never generated text.
+
+    python -m deid_synthesis.bench_generation corpus/meddocan/dev.spacy --adapter training/meddocan/adapter-1.0 \
+        --vocabulary training/meddocan/adapter-1.0/token_ids.json --output metrics/meddocan/bench_generation.json
+"""
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import srsly
+import torch
+import typer
+from wasabi import msg
+
+from deid_synthesis.causal_lm import DEFAULT_BASE, DEFAULT_CACHE, load_causal_lm
+from deid_synthesis.generate import make_prompts
+from deid_synthesis.generation import make_causal_lm, naive_generate, nucleus_sample, sample_seed
+
+
+def rate(samples: List[Dict], seconds: float) -> Dict:
+    tokens = sum(s["n_tokens"] for s in samples)
+    return {"samples": len(samples), "tokens": tokens, "seconds": round(seconds, 2),
+            "tokens_per_second": round(tokens / seconds, 1)}
+
+
+@torch.inference_mode()
+def profile_step(sampler, prompts: List[str], repeats: int = 3) -> Dict[str, float]:
+    """Milliseconds per decoding step, by part: transformer body, output layer, nucleus sampling.
+
+    Measured after the prompts and the sampler's continuations of them (the caller keeps
+    them short) are in the cache, so the output distribution, and the size of the
+    nucleus, is a realistic one.
+    """
+    from deid_synthesis.generation import ATTENTION, _make_cache, _register_attention
+
+    config, tokenizer = sampler.model.config, sampler.tokenizer
+    previous = config._attn_implementation
+    if sampler.use_grouped_attention:
+        _register_attention()
+        config._attn_implementation = ATTENTION
+    try:
+        tokenizer.padding_side = "left"
+        # Continue the prompts by a few sampled tokens, so that the context is the model's own text.
+        texts = [s["text"] for s in sampler.generate(prompts, list(range(len(prompts))))]
+        enc = tokenizer(texts, return_tensors="pt", padding=True)
+        ids, mask = enc.input_ids, enc.attention_mask
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = _make_cache(ids.shape[1] + repeats + 1)
+        hidden = sampler.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                  use_cache=True).last_hidden_state[:, -1]
+        logits = sampler._logits(hidden)
+        step = logits.argmax(-1, keepdim=True)
+        if sampler.token_ids is not None:
+            step = sampler.token_ids[step]
+        timings = {}
+        start = time.perf_counter()
+        for i in range(repeats):
+            mask = torch.cat([mask, mask.new_ones(len(ids), 1)], dim=1)
+            positions = positions[:, -1:] + 1
+            sampler.backbone(input_ids=step, attention_mask=sampler._step_masks(mask), position_ids=positions,
+                             past_key_values=cache, use_cache=True)
+        timings["body_ms"] = (time.perf_counter() - start) / repeats * 1000
+        start = time.perf_counter()
+        for _ in range(repeats):
+            logits = sampler._logits(hidden)
+        timings["output_layer_ms"] = (time.perf_counter() - start) / repeats * 1000
+        uniforms = torch.rand(len(ids))
+        start = time.perf_counter()
+        for _ in range(repeats):
+            nucleus_sample(logits / sampler.temperature, sampler.top_p, uniforms)
+        timings["sampling_ms"] = (time.perf_counter() - start) / repeats * 1000
+        timings["output_rows"] = int(logits.shape[-1])
+        timings["batch_size"] = len(ids)
+    finally:
+        config._attn_implementation = previous
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()}
+
+
+def bench(
+    dev_path: Optional[Path],
+    base_model: str = DEFAULT_BASE,
+    adapter: Optional[str] = None,
+    n_prompts: int = 32,
+    naive_prompts: int = 4,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    top_p: float = 0.95,
+    temperature: float = 1.0,
+    vocabulary: Optional[str] = None,
+    dtype: str = "float32",
+    threads: int = 0,
+    seed: int = 0,
+    cache_dir: Path = DEFAULT_CACHE,
+    profile: bool = False,
+    silent: bool = False,
+) -> Dict:
+    if threads:
+        torch.set_num_threads(threads)
+    if dev_path:
+        prompts = make_prompts(dev_path)[:n_prompts]
+    else:
+        prompts = [{"id": str(i), "text": t} for i, t in enumerate(["Paciente de 45", "Varón de 67 años", "Se remite a"])]
+    while len(prompts) < n_prompts:  # a small dev split: reuse prompts with other ids
+        prompts.append({"id": f"{prompts[len(prompts) % len(prompts)]['id']}+", "text": prompts[len(prompts) % len(prompts)]["text"]})
+    texts = [p["text"] for p in prompts]
+    seeds = [sample_seed(seed, p["id"], 0) for p in prompts]
+    result = {"base_model": base_model, "adapter": adapter, "max_new_tokens": max_new_tokens, "top_p": top_p,
+              "temperature": temperature, "threads": torch.get_num_threads(), "prompts": len(prompts)}
+
+    model, tokenizer = load_causal_lm(base_model, adapter, cache_dir=cache_dir, merge=False)
+    naive_generate(model, tokenizer, texts[:1], seeds[:1], top_p=top_p, temperature=temperature, max_new_tokens=4)
+    start = time.perf_counter()
+    naive = naive_generate(model, tokenizer, texts[:naive_prompts], seeds[:naive_prompts], top_p=top_p,
+                           temperature=temperature, max_new_tokens=max_new_tokens)
+    result["naive"] = rate(naive, time.perf_counter() - start)
+    result["naive"].update({"batch_size": 1, "adapter_merged": False, "vocabulary": None})
+    del model
+    if not silent:
+        msg.info(f"naive: {result['naive']['tokens_per_second']} tokens/s ({result['naive']['tokens']} tokens)")
+
+    project = make_causal_lm(base_model, adapter, str(cache_dir), "hf", dtype, "cpu", 0, batch_size,
+                             max_new_tokens, top_p, temperature, vocabulary)
+    sampler = project.sampler
+    sampler.generate(texts[:2], seeds[:2])  # warm-up
+    start = time.perf_counter()
+    samples = sampler.generate(texts, seeds)
+    result["project"] = rate(samples, time.perf_counter() - start)
+    result["project"].update({"batch_size": batch_size, "adapter_merged": True, "dtype": dtype,
+                              "vocabulary": vocabulary, "vocabulary_size": project.settings.get("vocabulary_size")})
+    result["speedup"] = round(result["project"]["tokens_per_second"] / result["naive"]["tokens_per_second"], 1)
+    if profile:
+        sampler.max_new_tokens, kept = 16, sampler.max_new_tokens
+        result["profile"] = profile_step(sampler, texts[:batch_size])
+        sampler.max_new_tokens = kept
+    if not silent:
+        msg.info(f"project: {result['project']['tokens_per_second']} tokens/s ({result['project']['tokens']} tokens)")
+        msg.good(f"naive {result['naive']['tokens_per_second']} tokens/s, project "
+                 f"{result['project']['tokens_per_second']} tokens/s: {result['speedup']}x "
+                 f"({torch.get_num_threads()} threads)")
+        if profile:
+            msg.info(f"one decoding step: {result['profile']}")
+    return result
+
+
+def main(
+    dev_path: Optional[Path] = typer.Argument(None, exists=True, dir_okay=False, help="Dev DocBin for the prompts (default: three fixed prompts)"),
+    base_model: str = typer.Option(DEFAULT_BASE, "--base-model", "-m", help="Hub name, local folder or gemma3-270m"),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="Adapter folder from deid_synthesis.adapt"),
+    n_prompts: int = typer.Option(32, "--prompts", help="Prompts for the project's path"),
+    naive_prompts: int = typer.Option(4, "--naive-prompts", help="The first N prompts for the naive path"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="New tokens per sample"),
+    batch_size: int = typer.Option(32, "--batch-size", help="Batch size of the project's path"),
+    top_p: float = typer.Option(0.95, "--top-p"),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    vocabulary: Optional[str] = typer.Option(None, "--vocabulary", help="token_ids.json: restricted output layer"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (project's path)"),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: default)"),
+    seed: int = typer.Option(0, "--seed"),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir"),
+    profile: bool = typer.Option(False, "--profile", help="Also time the parts of one decoding step"),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the figures as JSON"),
+):
+    """Tokens per second: naive `generate` (batch 1, unmerged adapter) vs the project's path."""
+    result = bench(dev_path, base_model, adapter, n_prompts, naive_prompts, max_new_tokens, batch_size, top_p,
+                   temperature, vocabulary, dtype, threads, seed, cache_dir, profile)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, result)
+        msg.good(f"Figures → {output}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,222 @@
+"""Replace the machine-annotated PHI of a synthetic corpus with surrogates, before it is shared.
+
+The generator reproduces some real PHI strings verbatim (dates, names, towns: see the
+privacy figures in the README). The annotator has labelled most of them, so the
+de-identification component (`deid_transform`, pseudonymize) can replace every labelled
+span of the annotated corpus with a Faker surrogate of the same kind (consistent within a
+chunk, dates shifted by one offset, IDs in a valid format) and the entity labels move with
+the text: the corpus trains the same way, and no longer holds the strings the annotator
+found. Other mentions of a found string are replaced and labelled too (`propagate`). With
+`--gold` (the real DocBins the run touched: train and dev), no surrogate may be one of the real corpus's
+identifying PHI strings either (a drawn name, town or shifted date that happens to be a real
+one; identifying as `privacy` counts it): those strings are read into memory for the check,
+never printed or written.
+Values that have no surrogate (sex, kinship words, OTROS, MISC: redacted by the product)
+keep their text (`no_surrogate="keep"`), as a placeholder would be a poor training example. What the annotator missed
+stays: `privacy` on the written notes measures what is left.
+
+Surrogates are drawn with a secret key (`--key-file`, or the environment variable
+DEID_SURROGATE_KEY): without one, anyone holding the released corpus and a list of candidate
+patients could recompute the surrogates and test each candidate. When no key is given, a
+random key is drawn for the run and stored nowhere, so the corpus's surrogates cannot be
+recomputed (nor reproduced: give a key for a reproducible run).
+
+Input: a synthetic corpus folder as `annotate` writes it (train.spacy, dev.spacy,
+annotate.json). Output: the same three files in another folder (annotate.json then
+describes the pseudonymized corpus, with `pseudonymized` counts), plus, with
+`--samples-output`, the notes as JSONL (the chunks of a note joined in order) for
+`privacy`, and a copy of the generation report beside them, so that a run named
+`<run>-pseudo` goes through `privacy`, `train-synthetic`, `evaluate-synthetic` and `report`
+like any other.
+
+    python -m deid_synthesis.pseudonymize_corpus training/x/ner_cpu/model-best corpus/x/synthetic-r \\
+        corpus/x/synthetic-r-pseudo --samples-output synthetic/x/r-pseudo/samples.jsonl
+"""
+import secrets
+import shutil
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import srsly
+import typer
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from tqdm import tqdm
+from wasabi import msg
+
+import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
+from deid_synthesis.annotate import compare_labels, corpus_stats
+from deid_synthesis.cli_util import load_pipeline
+from deid_synthesis.corpus_readers import CorpusError
+from clinical_deid.transform import KEY_ENV_VAR, DeidTransform, load_key
+from deid_synthesis.privacy import PhiIndex, read_gold
+
+PARTS = ("train.spacy", "dev.spacy")
+
+
+def corpus_transform(lang: str, seed: int, avoid_strings: AbstractSet[str] = frozenset(),
+                     key: Optional[bytes] = None) -> DeidTransform:
+    """deid_transform for a training corpus: pseudonymize with `key`, and keep the values that
+    have no surrogate (sex, kinship words, free text: a placeholder would teach nothing)."""
+    transform = DeidTransform("deid_transform", lang, mode="pseudonymize", seed=seed, rules_key="",
+                              no_surrogate="keep", avoid_strings=avoid_strings)
+    transform.set_key(key)
+    return transform
+
+
+def identifying_gold_strings(path: Path, max_gold_docs: int = 1) -> Set[str]:
+    """The identifying PHI strings of a gold DocBin, as `privacy` counts them (annotated in at
+    most `max_gold_docs` documents, 3+ characters). Common values ("Madrid", "España") are
+    not among them: a corpus without them would teach the model to miss them."""
+    index = PhiIndex(read_gold(path), max_gold_docs=max_gold_docs)
+    return {index.strings[i] for i in index.identifying}
+
+
+def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc) -> Tuple[Doc, Counter]:
+    """The pseudonymized copy of `doc`: its text with surrogates, tokenized again by `nlp`,
+    each replaced span an entity of the same label; user_data kept. The Counter tallies
+    replaced spans per label, `propagated` and `misaligned` (a surrogate that does not fall
+    on token boundaries: left unlabelled)."""
+    transform(doc)
+    new = nlp.make_doc(doc._.deidentified)
+    counts: Counter = Counter()
+    ents = []
+    for span in doc._.deid_spans:
+        ent = new.char_span(span["out_start"], span["out_end"], label=span["label"])
+        if ent is None:
+            counts["misaligned"] += 1
+            continue
+        ents.append(ent)
+        if span["replacement"] != doc.text[span["start"]:span["end"]]:  # not a value kept as it is
+            counts[span["label"]] += 1
+            counts["propagated"] += span["source"] == "propagated"
+    new.ents = ents
+    new.user_data.update(doc.user_data)
+    new.user_data["pseudonymized"] = True
+    return new, counts
+
+
+def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
+    """One record per synthetic note: its chunks' texts joined in chunk order (annotate's
+    user_data: source_id, chunk), with the note's provenance."""
+    chunks: Dict[str, List[Tuple[int, str]]] = defaultdict(list)
+    provenance: Dict[str, Dict] = {}
+    for doc in docs:
+        source = str(doc.user_data.get("source_id", doc.user_data.get("id", len(chunks))))
+        chunks[source].append((int(doc.user_data.get("chunk", 0)), doc.text))
+        provenance.setdefault(source, doc.user_data.get("provenance") or {})
+    return [{"id": source, "text": " ".join(text for _, text in sorted(parts)), **provenance[source],
+             "pseudonymized": True} for source, parts in chunks.items()]
+
+
+def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: int = 0,
+                        samples_output: Optional[Path] = None, gold_paths: Sequence[Path] = (),
+                        max_gold_docs: int = 1, progress: bool = False, key: Optional[bytes] = None) -> Dict:
+    """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`; the report.
+    `key`: the secret surrogate key; None draws a random one for this run, kept nowhere."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if input_dir.resolve() == output_dir.resolve():
+        raise CorpusError(f"{output_dir}: the output folder is the input folder; choose another")
+    missing = [str(input_dir / part) for part in PARTS if not (input_dir / part).is_file()]
+    if missing:
+        raise CorpusError(f"{', '.join(missing)}: no such file (expected annotate's output)")
+    source_report = input_dir / "annotate.json"
+    annotated = srsly.read_json(source_report) if source_report.is_file() else {}
+    # Every real split the run touched (the adaptation notes, the dev notes of the prompts):
+    # a surrogate drawn from Faker's lists can be a dev patient's name as well as a training one's.
+    avoid = set().union(*(identifying_gold_strings(path, max_gold_docs) for path in gold_paths))
+    key_source = "given" if key is not None else "random for this run, not stored"
+    transform = corpus_transform(nlp.lang, seed, avoid, key if key is not None else secrets.token_bytes(32))
+    start = time.perf_counter()
+    counts: Counter = Counter()
+    written: Dict[str, List[Doc]] = {}
+    for part in PARTS:
+        try:
+            docs = list(DocBin().from_disk(input_dir / part).get_docs(nlp.vocab))
+        except Exception as err:  # a truncated or foreign file
+            raise CorpusError(f"{input_dir / part}: not a readable DocBin ({type(err).__name__}: {err})") from None
+        out = []
+        for doc in tqdm(docs, desc=part, unit=" chunks", disable=not progress):
+            new, doc_counts = pseudonymize_doc(nlp, transform, doc)
+            counts.update(doc_counts)
+            out.append(new)
+        written[part] = out
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for part, docs in written.items():
+        docbin = DocBin(store_user_data=True)
+        for doc in docs:
+            docbin.add(doc)
+        docbin.to_disk(output_dir / part)
+    all_docs = [doc for docs in written.values() for doc in docs]
+    synthetic = corpus_stats(all_docs)
+    synthetic["documents"] = len({doc.user_data.get("source_id") for doc in all_docs})  # notes, as annotate
+    per_label = {k: v for k, v in counts.items() if k not in ("misaligned", "propagated")}
+    report = {
+        **annotated,
+        "input": str(input_dir),
+        "output": str(output_dir / PARTS[0]),
+        "dev_output": str(output_dir / PARTS[1]),
+        "chunks": len(all_docs),
+        "tokens": sum(len(doc) for doc in all_docs),
+        "words": synthetic["words"],
+        "entities": synthetic["entities"],
+        "synthetic": synthetic,
+        "per_label": compare_labels(synthetic, annotated.get("gold"), ()),
+        "pseudonymized": {
+            "from": str(input_dir), "key": key_source, "gold_avoided": [str(path) for path in gold_paths],
+            "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(avoid), "replaced": sum(per_label.values()),
+            "propagated": counts["propagated"], "misaligned": counts["misaligned"],
+            "per_label": dict(Counter(per_label).most_common()),
+            "seconds": round(time.perf_counter() - start, 2),
+        },
+    }
+    srsly.write_json(output_dir / "annotate.json", report)
+    if samples_output is not None:
+        samples_output = Path(samples_output)
+        samples_output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_jsonl(samples_output, notes_from_chunks(all_docs))
+        generation = Path(annotated.get("input", "")).with_name("report.json") if annotated.get("input") else None
+        if generation is not None and generation.is_file():
+            shutil.copyfile(generation, samples_output.with_name("report.json"))
+    return report
+
+
+def main(
+    model: str = typer.Argument(..., help="The annotator pipeline (its tokenizer re-tokenizes the surrogates)"),
+    input_dir: Path = typer.Argument(..., help="Synthetic corpus folder written by annotate (train.spacy, dev.spacy)"),
+    output_dir: Path = typer.Argument(..., help="Folder for the pseudonymized train.spacy, dev.spacy and annotate.json"),
+    samples_output: Optional[Path] = typer.Option(None, "--samples-output", help="Also write the pseudonymized notes as JSONL here (for privacy)"),
+    gold_paths: List[Path] = typer.Option([], "--gold", help="Real DocBin the run touched (repeat: train, dev): no surrogate may be one of its identifying PHI strings"),
+    max_gold_docs: int = typer.Option(1, "--max-gold-docs", help="Identifying: annotated in at most this many gold documents (as privacy)"),
+    seed: int = typer.Option(0, "--seed", help="Unused since surrogates are keyed (kept for old command lines)"),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help=f"Secret surrogate key (hex or raw bytes, 16+); default ${KEY_ENV_VAR}, else a random key for this run, not stored"),
+    code: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with registered functions the pipeline needs"),
+):
+    """Replace the annotated PHI of a synthetic corpus with surrogates; labels follow the text."""
+    try:
+        key = load_key(key_file)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    if key is None:
+        msg.info(f"No --key-file nor ${KEY_ENV_VAR}: surrogates drawn with a random key for this run, stored "
+                 "nowhere (the corpus's surrogates cannot be recomputed, nor this run reproduced)")
+    nlp = load_pipeline(model, code)
+    try:
+        report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_paths, max_gold_docs,
+                                     progress=True, key=key)
+    except CorpusError as err:
+        msg.fail(str(err), exits=1)
+    done = report["pseudonymized"]
+    msg.good(f"Replaced {done['replaced']:,} spans ({done['propagated']:,} other mentions) in "
+             f"{report['chunks']:,} chunks → {output_dir} ({done['seconds']:.1f} s)")
+    if done["misaligned"]:
+        msg.warn(f"{done['misaligned']:,} surrogates off token boundaries were left unlabelled")
+    msg.table(list(done["per_label"].items()), header=("label", "replaced"), divider=True, max_col=48)
+    if samples_output is not None:
+        msg.good(f"Wrote the notes → {samples_output}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
