@@ -14,6 +14,7 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
 
+from clinical_deid.tokenizer import count_words  # noqa: F401  (importers take it from here too)
 from deid_synthesis.corpus_readers import CorpusError, Record
 
 MISALIGNED_POLICIES = ("split", "expand", "contract", "skip", "error")
@@ -95,10 +96,6 @@ def sentence_starts(doc: Doc) -> List[int]:
     if not doc.has_annotation("SENT_START"):
         doc = Sentencizer()(doc.copy())
     return [sent.start for sent in doc.sents]
-
-
-def count_words(doc_or_span) -> int:
-    return sum(1 for t in doc_or_span if not (t.is_space or t.is_punct))
 
 
 def split_doc(doc: Doc, mode: str = "none", max_words: int = 128) -> Iterator[Doc]:
