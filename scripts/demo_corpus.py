@@ -1,8 +1,7 @@
-"""Project step: `python -m scripts.demo_corpus` (see deid_synthesis.demo_corpus)."""
+"""Project step `demo-corpus`: write the synthetic demo corpus (see deid_synthesis.corpus.demo)."""
 import typer
 
-from deid_synthesis.demo_corpus import *  # noqa: F401,F403
-from deid_synthesis.demo_corpus import main
+from deid_synthesis.corpus.demo.notes import main
 
 if __name__ == "__main__":
     typer.run(main)

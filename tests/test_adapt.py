@@ -9,7 +9,7 @@ from peft import LoraConfig, get_peft_model
 
 from deid_synthesis.adapt import AdaptError, adapt, lm_loss, make_blocks, read_texts, select_documents
 from deid_synthesis.causal_lm import ModelLoadError, build_tiny_model, load_causal_lm
-from deid_synthesis.demo_corpus import generate_split
+from deid_synthesis.corpus.demo import generate_split
 
 ALL_LINEAR = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 

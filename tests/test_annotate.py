@@ -15,9 +15,9 @@ from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
 from deid_synthesis.annotate import annotate, compare_labels, main, read_synthetic
-from deid_synthesis.convert import convert, make_nlp
-from deid_synthesis.corpus_readers import CorpusError
-from deid_synthesis.make_docs import count_words
+from deid_synthesis.corpus.convert import convert, make_nlp
+from deid_synthesis.corpus.records import CorpusError
+from clinical_deid.tokenizer import count_words
 from deid_synthesis.train import timed_train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,10 +14,13 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from deid_synthesis.convert import convert, main, make_nlp
-from deid_synthesis.corpus_readers import CorpusError, Problems, Record, SpanRecord, read_corpus
-from deid_synthesis.make_docs import count_words, record_to_doc, split_doc
-from deid_synthesis.prepare_corpus import prepare
+from deid_synthesis.corpus.convert import convert, make_nlp
+from scripts.convert import main
+from deid_synthesis.corpus.readers import read_corpus
+from deid_synthesis.corpus.records import CorpusError, Problems, Record, SpanRecord
+from clinical_deid.tokenizer import count_words
+from deid_synthesis.corpus.docs import record_to_doc, split_doc
+from deid_synthesis.corpus.prepare import prepare
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -671,7 +674,7 @@ def test_jsonl_spans_under_another_key_fail(tmp_path, key, value):
 
 
 def test_zero_entities_warns(tmp_path, capsys):
-    from deid_synthesis.convert import print_report
+    from deid_synthesis.corpus.convert import print_report
     path = tmp_path / "none.jsonl"
     path.write_text(json.dumps({"text": "Ana vive."}) + "\n", encoding="utf-8")
     report, _ = run(tmp_path, path, "jsonl")

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import DocBin
 
-from deid_synthesis.convert import convert
+from deid_synthesis.corpus.convert import convert
 
 SECRET = "Qzxjvkwy"  # a word no generated label or key can hold: never in a message or report
 SPAN_KINDS = {"offset_out_of_range", "overlapping_span", "text_mismatch", "malformed_line",

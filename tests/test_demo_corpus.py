@@ -8,7 +8,7 @@ import pytest
 import spacy
 import srsly
 
-from deid_synthesis.demo_corpus import (
+from deid_synthesis.corpus.demo import (
     LABELS,
     LABELS_ES,
     LABELS_SV,

@@ -15,7 +15,7 @@ from spacy.tokens import DocBin
 
 from deid_synthesis.adapt import adapt
 from deid_synthesis.causal_lm import build_tiny_model, load_causal_lm
-from deid_synthesis.demo_corpus import generate_split
+from deid_synthesis.corpus.demo import generate_split
 from deid_synthesis.generate import (DROPPED, SAMPLES, GenerateError, first_words, generate, make_prompts,
                                samples_per_prompt)
 from deid_synthesis.generation import BatchedSampler, degenerate_reason, nucleus_sample

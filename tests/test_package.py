@@ -14,7 +14,7 @@ import pytest
 import srsly
 from spacy.symbols import IDS
 
-from deid_synthesis.convert import convert
+from deid_synthesis.corpus.convert import convert
 from deid_synthesis.package_pipeline import LeakingWheel, corpus_sizes, package_pipeline
 from deid_synthesis.train import timed_train
 from deid_synthesis.wheel_check import check_wheel, words

@@ -10,8 +10,8 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from deid_synthesis.convert import make_nlp
-from deid_synthesis.corpus_readers import CorpusError
+from deid_synthesis.corpus.convert import make_nlp
+from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.privacy import (PhiIndex, filter_synthetic, main, ngram_hashes, ngram_recall, phi_reproduction,
                              privacy_report, words)
 

@@ -8,7 +8,7 @@ import pytest
 import srsly
 
 from deid_synthesis.causal_lm import build_tiny_model
-from deid_synthesis.demo_corpus import generate_split
+from deid_synthesis.corpus.demo import generate_split
 
 ROOT = Path(__file__).resolve().parent.parent
 

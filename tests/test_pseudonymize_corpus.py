@@ -7,7 +7,7 @@ import srsly
 from spacy.tokens import DocBin
 
 import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
-from deid_synthesis.corpus_readers import CorpusError
+from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.pseudonymize_corpus import pseudonymize_corpus
 
 KEY = bytes(range(7, 39))

@@ -8,7 +8,7 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from deid_synthesis.convert import convert
+from deid_synthesis.corpus.convert import convert
 from deid_synthesis.evaluate import evaluate
 from deid_synthesis.train import timed_train
 

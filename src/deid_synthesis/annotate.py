@@ -45,9 +45,10 @@ from tqdm import tqdm
 from wasabi import msg
 
 import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
-from deid_synthesis.corpus_readers import CorpusError
+from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.cli_util import load_pipeline
-from deid_synthesis.make_docs import count_words, split_doc
+from clinical_deid.tokenizer import count_words
+from deid_synthesis.corpus.docs import split_doc
 
 UNDER_PRODUCED = 0.5  # a label below this ratio of gold's rate is flagged in the printout
 

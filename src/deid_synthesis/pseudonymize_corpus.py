@@ -49,7 +49,7 @@ from wasabi import msg
 import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
 from deid_synthesis.annotate import compare_labels, corpus_stats
 from deid_synthesis.cli_util import load_pipeline
-from deid_synthesis.corpus_readers import CorpusError
+from deid_synthesis.corpus.records import CorpusError
 from clinical_deid.transform import KEY_ENV_VAR, DeidTransform, load_key
 from deid_synthesis.privacy import PhiIndex, read_gold
 

@@ -8,7 +8,7 @@ how much gold PHI is left in it?
         --markdown metrics/meddocan/residual_phi.md
 
 GOLD is a BRAT folder or the gold DocBin (document ids in `user_data["id"]`, as
-`deid_synthesis.convert` writes them; whole documents, not `--split` pieces). OUTPUT is what `clinical_deid.deidentify` wrote: a folder (a .txt input folder
+`deid_synthesis.corpus.convert` writes them; whole documents, not `--split` pieces). OUTPUT is what `clinical_deid.deidentify` wrote: a folder (a .txt input folder
 gives `<id>.txt` files, the input's relative paths) or a JSONL file (records matched by their
 id field). For each gold entity:
 
@@ -46,7 +46,8 @@ import spacy
 import typer
 from wasabi import msg
 
-from deid_synthesis.corpus_readers import CorpusError, Problems, read_brat
+from deid_synthesis.corpus.brat import read_brat
+from deid_synthesis.corpus.records import CorpusError, Problems
 from clinical_deid.transform import folded_text, glued
 from deid_synthesis.evaluate import read_docbin
 

@@ -14,12 +14,10 @@ from typing import Dict, Optional
 
 import spacy
 import srsly
-import typer
-from spacy.tokens import DocBin
-from wasabi import msg
 
-from deid_synthesis.convert import convert, print_report
-from deid_synthesis.corpus_readers import CorpusError
+from clinical_deid.io import atomic_path, read_docbin, write_docbin
+from deid_synthesis.corpus.convert import convert
+from deid_synthesis.corpus.records import CorpusError
 
 SPLITS = ("train", "dev", "test")
 PATTERNS = {
@@ -30,6 +28,7 @@ PATTERNS = {
 
 
 def find_split(data_dir: Path, fmt: str, split: str) -> Optional[Path]:
+    """The file or folder of one part (`train`, `dev`, `test`) in DATA_DIR, or None."""
     if fmt not in PATTERNS:
         raise CorpusError(f"unknown format '{fmt}': use one of {sorted(PATTERNS)}")
     for pattern in PATTERNS[fmt]:
@@ -43,16 +42,15 @@ def hold_out_dev(train_path: Path, dev_path: Path, share: float, seed: int) -> D
     """Move a seeded share of the training documents into a dev DocBin."""
     if not 0 < share < 1:
         raise CorpusError(f"--dev-share must be between 0 and 1, not {share}")
-    docbin = DocBin(store_user_data=True).from_disk(train_path)
-    docs = list(docbin.get_docs(spacy.blank("xx").vocab))
+    docs = read_docbin(train_path, spacy.blank("xx").vocab)
     if len(docs) < 2:  # one document went to dev and left train empty
         raise CorpusError(f"{train_path}: {len(docs)} training document(s), too few to hold out a dev share")
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     n_dev = max(1, round(len(docs) * share))
     dev_ids = set(order[:n_dev])
-    DocBin(docs=[d for i, d in enumerate(docs) if i in dev_ids], store_user_data=True).to_disk(dev_path)
-    DocBin(docs=[d for i, d in enumerate(docs) if i not in dev_ids], store_user_data=True).to_disk(train_path)
+    write_docbin([doc for i, doc in enumerate(docs) if i in dev_ids], dev_path)
+    write_docbin([doc for i, doc in enumerate(docs) if i not in dev_ids], train_path)
     return {"train": len(docs) - n_dev, "dev": n_dev}
 
 
@@ -72,6 +70,18 @@ def _convert_parts(inputs: Dict, staging: Path, fmt: str, lang: str, dev_share: 
 def prepare(
     data_dir: Path, output_dir: Path, fmt: str, lang: str, dev_share: float = 0.1, seed: int = 0, **convert_args
 ) -> Dict:
+    """Convert every part of DATA_DIR into OUTPUT_DIR/{train,dev,test}.spacy and report.json.
+
+    data_dir (Path): the corpus folder (see the module's docstring for the layouts).
+    output_dir (Path): where the DocBins and report.json go. All parts are converted into a
+        staging folder first and replace the old ones only when every part succeeded.
+    fmt (str): "brat", "conll" or "jsonl".
+    lang (str): the language code.
+    dev_share (float): share of train held out as dev when there is no dev part.
+    seed (int): seed of that hold-out.
+    convert_args: options of `convert` (split, max_words, misaligned, lenient, ...).
+    RETURNS (Dict): the report per part, as written to report.json.
+    """
     data_dir, output_dir = Path(data_dir), Path(output_dir)
     if not data_dir.is_dir():
         raise CorpusError(
@@ -94,34 +104,6 @@ def prepare(
     for split, report in reports.items():
         if "output" in report:
             report["output"] = str(output_dir / f"{split}.spacy")
-            print_report(report)
-    if inputs["dev"] is None:
-        sizes = reports["dev"]["held_out_from_train"]
-        msg.info(f"No dev part: held out {sizes['dev']} of the training documents as dev (seed {seed})")
-    srsly.write_json(output_dir / "report.json", reports)
+    with atomic_path(output_dir / "report.json") as tmp:
+        srsly.write_json(tmp, reports)
     return reports
-
-
-def main(
-    data_dir: Path = typer.Argument(..., help="Folder with the corpus's train/dev/test parts"),
-    output_dir: Path = typer.Argument(..., help="Folder for train/dev/test .spacy and report.json"),
-    fmt: str = typer.Option(..., "--format", "-f", help="brat, conll or jsonl"),
-    lang: str = typer.Option(..., "--lang", "-l", help="Language code"),
-    split: str = typer.Option("none", "--split", help="none, sentences or chunks"),
-    max_words: int = typer.Option(128, "--max-words", help="Most words per chunk"),
-    misaligned: str = typer.Option("split", "--misaligned", help="split, expand, contract, skip or error"),
-    lenient: bool = typer.Option(False, "--lenient/--strict", help="Skip and count malformed items, or stop at the first"),
-    dev_share: float = typer.Option(0.1, "--dev-share", help="Share of train held out when there is no dev part"),
-    seed: int = typer.Option(0, "--seed", help="Seed of the dev hold-out"),
-):
-    """Convert all parts of a corpus folder and write a report."""
-    try:
-        prepare(data_dir, output_dir, fmt, lang, dev_share, seed, split=split,
-                max_words=max_words, misaligned=misaligned, lenient=lenient)
-    except CorpusError as err:
-        msg.fail(str(err), exits=1)
-    msg.good(f"Corpus ready in {output_dir} (report: {output_dir / 'report.json'})")
-
-
-if __name__ == "__main__":
-    typer.run(main)

@@ -1,26 +1,33 @@
 """Convert an annotated corpus (BRAT folder, CoNLL file or JSONL) to a DocBin, with a report.
 
-The report says what was read (documents, tokens, entities per label) and lists every
+The report says what was read (documents, tokens, words as `count_words` counts them,
+entities per label) and lists every
 span that did not align with tokens and every malformed item skipped under --lenient, by
 file and line, never by its text: the corpus is private.
 """
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import spacy
-import srsly
-import typer
+from spacy.language import Language
 from spacy.tokens import DocBin
 from wasabi import msg
 
-import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
-from deid_synthesis.corpus_readers import CorpusError, Problems, read_corpus
-from deid_synthesis.make_docs import count_words, record_to_doc, split_doc
+from clinical_deid.io import write_docbin
+from clinical_deid.tokenizer import count_words  # importing it registers the project's tokenizer
+from deid_synthesis.corpus.docs import record_to_doc, split_doc
+from deid_synthesis.corpus.readers import read_corpus
+from deid_synthesis.corpus.records import CorpusError, Problems
 
 
-def make_nlp(lang: str, tokenizer: str = "deid.clinical_tokenizer.v1"):
-    """A blank pipeline with the tokenizer the training configs use ('default': the language's)."""
+def make_nlp(lang: str, tokenizer: str = "deid.clinical_tokenizer.v1") -> Language:
+    """A blank pipeline with the tokenizer the training configs use.
+
+    lang (str): the language code, e.g. "es".
+    tokenizer (str): a registered tokenizer's name, or "default" for the language's own.
+    RETURNS (Language): the blank pipeline.
+    """
     if tokenizer == "default":
         return spacy.blank(lang)
     return spacy.blank(lang, config={"nlp": {"tokenizer": {"@tokenizers": tokenizer}}})
@@ -41,10 +48,20 @@ def convert(
     text_field: str = "text",
     tokenizer: str = "deid.clinical_tokenizer.v1",
 ) -> Dict:
-    """Read, align, split and write; return the report (counts only, no text).
+    """Read, align, split and write one part of a corpus; return the report (counts only, no text).
 
-    The DocBin is written to a temporary name and renamed at the end, so an error never
-    leaves a half-written corpus behind.
+    input_path (Path): a BRAT folder, a CoNLL file or a JSONL file.
+    output_path (Path): the DocBin (.spacy) to write. It is written to a temporary name and
+        renamed at the end, so an error never leaves a half-written corpus behind.
+    fmt (str): "brat", "conll" or "jsonl".
+    lang (str): the language code of the blank pipeline.
+    split (str): "none", "sentences" or "chunks" (of at most `max_words` words).
+    max_words (int): most words (`count_words`) per chunk.
+    misaligned (str): what to do with a span off token edges (see `docs.record_to_doc`).
+    lenient (bool): skip and count malformed items instead of raising CorpusError.
+    encoding, tag_scheme, sents_per_doc, text_field: options of the readers.
+    tokenizer (str): a registered tokenizer, or "default".
+    RETURNS (Dict): the report: counts per label, misaligned spans and skipped items by place.
     """
     nlp = make_nlp(lang, tokenizer)
     problems = Problems(lenient=lenient)
@@ -65,7 +82,7 @@ def convert(
             docbin.add(part)
     if n_records == 0:
         raise CorpusError(f"{input_path}: no documents found")
-    write_atomically(docbin, Path(output_path))
+    write_docbin(docbin, output_path)
     n_entities = sum(labels.values())
     return {
         "input": str(input_path),
@@ -89,17 +106,6 @@ def convert(
     }
 
 
-def write_atomically(docbin: DocBin, output_path: Path) -> None:
-    """Write to a temporary name and rename: a failure leaves neither output nor temp file."""
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = output_path.with_name(output_path.name + ".tmp")
-    try:
-        docbin.to_disk(tmp_path)
-        tmp_path.replace(output_path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
 def entity_warnings(fmt: str, n_entities: int, n_source_spans: int) -> list:
     """A corpus with no entities at all is almost always a mistake of format or field names.
 
@@ -116,6 +122,7 @@ def entity_warnings(fmt: str, n_entities: int, n_source_spans: int) -> list:
 
 
 def print_report(report: Dict) -> None:
+    """Print a conversion report: counts and where to look, never the corpus's text."""
     msg.divider(f"{report['input']} ({report['format']})")
     msg.info(
         f"{report['source_documents']:,} source documents → {report['documents']:,} docs, "
@@ -134,34 +141,3 @@ def print_report(report: Dict) -> None:
         msg.divider("WARNING")
         msg.warn(warning)
     msg.good(f"Wrote {report['documents']:,} documents → {report['output']}")
-
-
-def main(
-    input_path: Path = typer.Argument(..., help="BRAT folder, CoNLL file or JSONL file"),
-    output_path: Path = typer.Argument(..., help="Output .spacy file (DocBin)"),
-    fmt: str = typer.Option(..., "--format", "-f", help="brat, conll or jsonl"),
-    lang: str = typer.Option(..., "--lang", "-l", help="Language code, e.g. es or sv"),
-    split: str = typer.Option("none", "--split", help="none, sentences or chunks"),
-    max_words: int = typer.Option(128, "--max-words", help="Most words per chunk (--split chunks)"),
-    misaligned: str = typer.Option("split", "--misaligned", help="split, expand, contract, skip or error"),
-    lenient: bool = typer.Option(False, "--lenient", help="Skip and count malformed items instead of stopping"),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Input encoding (utf-8 keeps BRAT BOM offsets right)"),
-    tag_scheme: str = typer.Option("auto", "--tag-scheme", help="CoNLL tags: auto, io, bio or bilou"),
-    sents_per_doc: int = typer.Option(10, "--sents-per-doc", help="CoNLL sentences per document"),
-    text_field: str = typer.Option("text", "--text-field", help="JSONL field holding the text"),
-    tokenizer: str = typer.Option("deid.clinical_tokenizer.v1", "--tokenizer", help="Registered tokenizer, or 'default'"),
-    report_path: Optional[Path] = typer.Option(None, "--report", help="Write the report as JSON here"),
-):
-    """Convert a corpus to a DocBin and report what was read."""
-    try:
-        report = convert(input_path, output_path, fmt, lang, split, max_words, misaligned,
-                         lenient, encoding, tag_scheme, sents_per_doc, text_field, tokenizer)
-    except CorpusError as err:
-        msg.fail(str(err), exits=1)
-    print_report(report)
-    if report_path is not None:
-        srsly.write_json(report_path, report)
-
-
-if __name__ == "__main__":
-    typer.run(main)

@@ -14,8 +14,8 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
 
-from clinical_deid.tokenizer import count_words  # noqa: F401  (importers take it from here too)
-from deid_synthesis.corpus_readers import CorpusError, Record
+from clinical_deid.tokenizer import count_words
+from deid_synthesis.corpus.records import CorpusError, Record
 
 MISALIGNED_POLICIES = ("split", "expand", "contract", "skip", "error")
 SPLIT_MODES = ("none", "sentences", "chunks")
