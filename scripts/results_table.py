@@ -1,8 +1,24 @@
-"""Project step: `python -m scripts.results_table` (see deid_synthesis.results_table)."""
-import typer
+"""Write the results table of all scored runs (deid_synthesis.results_table)."""
+from pathlib import Path
 
-from deid_synthesis.results_table import *  # noqa: F401,F403
-from deid_synthesis.results_table import main
+import typer
+from wasabi import msg
+
+from clinical_deid.io import atomic_open
+from deid_synthesis.results_table import collect_rows, to_markdown
+
+
+def main(
+    metrics_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="metrics/ folder"),
+    training_dir: Path = typer.Argument(..., help="training/ folder (for training times)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Markdown file to write"),
+):
+    """Write the results table of all scored runs."""
+    rows = collect_rows(metrics_dir, training_dir)
+    with atomic_open(output) as handle:
+        handle.write(to_markdown(rows))
+    msg.good(f"{len(rows)} scored runs → {output}")
+
 
 if __name__ == "__main__":
     typer.run(main)

@@ -11,9 +11,10 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from deid_synthesis.annotate import compare_labels
-from deid_synthesis.evaluate import score_docs
+from clinical_deid.scoring import score_docs
 from deid_synthesis.privacy import privacy_report
-from deid_synthesis.report import ReportError, default_paths, main, write_report
+from deid_synthesis.report import ReportError, default_paths, write_report
+from scripts.report import main
 
 TEXT = "Paciente Juan Pérez , de 45 años , vive en Madrid , ingresa en Hospital Sur ."
 ENTS = {"NOMBRE": "Juan Pérez", "EDAD": "45 años", "TERRITORIO": "Madrid", "HOSPITAL": "Hospital Sur"}

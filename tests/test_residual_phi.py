@@ -8,8 +8,9 @@ from typer.testing import CliRunner
 import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
 from clinical_deid.deidentify import deidentify_main
 from deid_synthesis.residual_phi import (
-    GoldDoc, check_document, main, occurrences, read_gold, read_outputs, read_spans, residual_check,
+    GoldDoc, check_document, occurrences, read_gold, read_outputs, read_spans, residual_check,
 )
+from scripts.residual_phi import main
 
 TEXT = "Paciente Ana García, 45 años. Sexo: H. HTA. La Sra. García vive en Madrid."
 
@@ -182,7 +183,7 @@ def test_any_case_or_accent_form_is_a_leak():
     Offsets are the output's own, even where folding changes the length."""
     import unicodedata
 
-    from clinical_deid.transform import fold
+    from clinical_deid.folding import fold
     from deid_synthesis.residual_phi import occurrence_spans
 
     for output, needle in [("Vista por GARCÍA hoy", "García"), ("vista por garcía hoy", "García"),

@@ -13,7 +13,8 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 import clinical_deid.tokenizer  # noqa: F401  (the clinical tokenizer)
-from deid_synthesis.rules_effect import configurations, main, predict, rules_effect, to_markdown, verdict
+from deid_synthesis.rules_effect import configurations, predict, rules_effect, to_markdown, verdict
+from scripts.rules_effect import main
 
 TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
 NOTES = [

@@ -11,7 +11,7 @@ The gold and synthetic scores are required; any other missing input gives a sect
 that step was not run. Only counts are read from the privacy JSON, never its strings (it
 holds PHI when written with --show-strings).
 
-    python -m deid_synthesis.report --dataset meddocan --run v100-corpus --config ner_cpu \\
+    python -m scripts.report --dataset meddocan --run v100-corpus --config ner_cpu \\
         --output reports/meddocan/v100-corpus-ner_cpu
 """
 from pathlib import Path
@@ -22,8 +22,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import srsly  # noqa: E402
-import typer  # noqa: E402
-from wasabi import msg  # noqa: E402
+
+from clinical_deid.io import atomic_open, atomic_path  # noqa: E402
+from deid_synthesis.markdown import table as markdown_table  # noqa: E402
 
 TARGET = 0.95  # synthetic / gold strict F1 the method aims for
 ANNOTATOR_MIN_F1 = 0.9  # below this, the annotator's own F1 on a label explains the loss
@@ -176,15 +177,16 @@ def summarize(data: Dict[str, Optional[dict]], paths: Dict[str, Path], top: int 
     }
 
 
-def _f(x, fmt: str = "{:.3f}") -> str:
+def cell(x, fmt: str = "{:.3f}") -> str:
+    """A table cell: "-" for None, integers with thousands separators, floats by FMT."""
     if x is None:
         return "-"
     return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else fmt.format(x) if isinstance(x, float) else str(x)
 
 
 def table(header: List[str], rows: List[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(_f(c) for c in row) + " |" for row in rows]) + "\n"
+    """A Markdown table of `cell`-formatted values."""
+    return markdown_table(header, [[cell(value) for value in row] for row in rows])
 
 
 def _barh(ax, labels: List[str], series: Dict[str, List[float]]) -> None:
@@ -257,10 +259,10 @@ def _losses_md(s: Dict) -> List[str]:
     if ratio_ is None:
         return []
     if ratio_ >= TARGET:
-        return [f"Strict F1 ratio {_f(ratio_)} ≥ target {TARGET:g}: no loss analysis needed.\n"]
+        return [f"Strict F1 ratio {cell(ratio_)} ≥ target {TARGET:g}: no loss analysis needed.\n"]
     unchecked = "" if s["corpus"]["per_label"] else " (no annotation report: generator not checked)"
     return ["## Where the synthetic model loses\n",
-            f"Strict F1 ratio {_f(ratio_)} < target {TARGET:g}. The labels with the largest loss, (gold F1 − "
+            f"Strict F1 ratio {cell(ratio_)} < target {TARGET:g}. The labels with the largest loss, (gold F1 − "
             "synthetic F1) × support. Likely cause, by rule: **annotator** when the annotator's own F1 on the label is "
             f"below {ANNOTATOR_MIN_F1:g}; else **generator** when the synthetic corpus has fewer than "
             f"{UNDER_PRODUCED:g} × gold's entities of the label per 1,000 words; else **volume/other**{unchecked}.\n",
@@ -312,7 +314,7 @@ def _privacy_splits_md(p: Dict) -> List[str]:
         md += ["Against every real split the run touched (train: the adaptation notes; dev: the notes the "
                "prompts came from; identifying in dev and union: annotated in few documents of both):\n",
                table(["split", "documents", "recall", "identifying", "reproduced", "synthetic docs"],
-                     [[split, r.get("documents"), _f(r.get("recall"), "{:.4f}"), r.get("identifying_strings"),
+                     [[split, r.get("documents"), cell(r.get("recall"), "{:.4f}"), r.get("identifying_strings"),
                        r.get("identifying_reproduced"), r.get("identifying_synthetic_docs")]
                       for split, r in p["splits"].items()])]
     if p.get("prompt_phi"):
@@ -352,41 +354,8 @@ def write_report(paths: Dict[str, Path], output_dir: Path, title: str = "Synthet
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     images = plots(summary, output_dir)
-    (output_dir / "report.md").write_text(to_markdown(summary, title, images), encoding="utf8")
-    srsly.write_json(output_dir / "report.json", {k: v for k, v in summary.items() if k != "loss_curve"} | {"plots": images})
+    with atomic_open(output_dir / "report.md") as handle:
+        handle.write(to_markdown(summary, title, images))
+    with atomic_path(output_dir / "report.json") as tmp:
+        srsly.write_json(tmp, {k: v for k, v in summary.items() if k != "loss_curve"} | {"plots": images})
     return summary
-
-
-def main(
-    dataset: str = typer.Option(..., "--dataset", help="Dataset name (metrics/<dataset>/ ...)"),
-    run: str = typer.Option(..., "--run", help="Synthetic run name (synth_run)"),
-    config: str = typer.Option(..., "--config", help="Training config name (ner_cpu, ner_trf)"),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for report.md, report.json and the PNGs"),
-    gold_scores: Optional[Path] = typer.Option(None, help="Gold model scores (default metrics/<dataset>/<config>.json)"),
-    synthetic_scores: Optional[Path] = typer.Option(None, help="Synthetic model scores (default metrics/<dataset>/synthetic-<run>-<config>.json)"),
-    corpus_report: Optional[Path] = typer.Option(None, help="Gold corpus report (default corpus/<dataset>/report.json)"),
-    annotate_report: Optional[Path] = typer.Option(None, help="Annotation report (default corpus/<dataset>/synthetic-<run>/annotate.json)"),
-    privacy: Optional[Path] = typer.Option(None, help="Privacy figures (default metrics/<dataset>/privacy-<run>.json)"),
-    adapter_manifest: Optional[Path] = typer.Option(None, help="Adapter manifest (default training/<dataset>/adapter-<run>/manifest.json)"),
-    generation_report: Optional[Path] = typer.Option(None, help="Generation report (default synthetic/<dataset>/<run>/report.json)"),
-    gold_train_time: Optional[Path] = typer.Option(None, help="Default training/<dataset>/<config>/train_time.json"),
-    synthetic_train_time: Optional[Path] = typer.Option(None, help="Default training/<dataset>/synthetic-<run>-<config>/train_time.json"),
-    top: int = typer.Option(5, "--top", help="Labels listed where the synthetic model loses"),
-):
-    """Write the report of one synthetic run: Markdown, PNG plots and a JSON summary."""
-    given = dict(gold_scores=gold_scores, synthetic_scores=synthetic_scores, corpus_report=corpus_report,
-                 annotate_report=annotate_report, privacy=privacy, adapter_manifest=adapter_manifest,
-                 generation_report=generation_report, gold_train_time=gold_train_time,
-                 synthetic_train_time=synthetic_train_time)
-    paths = {name: given[name] or path for name, path in default_paths(dataset, run, config).items()}
-    try:
-        summary = write_report(paths, output, f"Synthetic run {run} on {dataset} ({config})", top)
-    except ReportError as err:
-        msg.fail("Can't write the report", str(err), exits=1)
-    msg.info(f"Strict F1 synthetic / gold: {_f(summary['overall']['strict_f']['ratio'])} (target {TARGET}); "
-             f"not run: {', '.join(summary['missing']) or 'none'}")
-    msg.good(f"Report → {output / 'report.md'}")
-
-
-if __name__ == "__main__":
-    typer.run(main)

@@ -3,7 +3,7 @@ how much gold PHI is left in it?
 
     python -m clinical_deid.deidentify training/meddocan/ner_cpu/model-best ../shared/data/meddocan/test \
         deidentified/meddocan/test --spans-output deidentified/meddocan/test.spans.jsonl --no-resume
-    python -m deid_synthesis.residual_phi ../shared/data/meddocan/test deidentified/meddocan/test \
+    python -m scripts.residual_phi ../shared/data/meddocan/test deidentified/meddocan/test \
         --spans deidentified/meddocan/test.spans.jsonl --output metrics/meddocan/residual_phi.json \
         --markdown metrics/meddocan/residual_phi.md
 
@@ -37,19 +37,15 @@ written; the PHI strings are printed (never written) with --show only.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Annotated, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-import spacy
-import typer
-from wasabi import msg
-
+from clinical_deid.io import read_docbin, read_jsonl
+from clinical_deid.folding import folded_text, glued
 from deid_synthesis.corpus.brat import read_brat
-from deid_synthesis.corpus.records import CorpusError, Problems
-from clinical_deid.transform import folded_text, glued
-from deid_synthesis.evaluate import read_docbin
+from deid_synthesis.corpus.records import Problems
+from deid_synthesis.markdown import table
 
 CAUSES = ("kept_by_policy", "inside_kept_span", "replacement", "missed_mention", "elsewhere")
 MATCHES = ("word", "substring")
@@ -80,7 +76,7 @@ def _key(doc_id: str) -> str:
 
 def read_gold(path: Path) -> List[GoldDoc]:
     """Gold documents of a DocBin (.spacy) or a BRAT folder, sorted by id. CorpusError or
-    ValueError naming the file when it can't be read."""
+    DataError naming the file when it can't be read."""
     path = Path(path)
     if path.is_dir():
         docs = [GoldDoc(r.id, r.text, sorted((s.start, s.end, s.label) for s in r.spans))
@@ -88,13 +84,15 @@ def read_gold(path: Path) -> List[GoldDoc]:
     else:
         docs = [GoldDoc(str(doc.user_data.get("id", i)), doc.text,
                         [(e.start_char, e.end_char, e.label_) for e in doc.ents])
-                for i, doc in enumerate(read_docbin(path, spacy.blank("xx")))]
+                for i, doc in enumerate(read_docbin(path))]
     return sorted(docs, key=lambda d: d.id)
 
 
 def read_outputs(path: Path, text_field: str = "text", id_field: str = "id",
                  ids: Optional[Iterable[str]] = None) -> Dict[str, str]:
-    """De-identified texts by id: `<id>.txt` files of a folder (ids given), or JSONL records."""
+    """De-identified texts by id: `<id>.txt` files of a folder (ids given), or JSONL records
+    (those without a string text or an id are left out). DataError naming the file and line
+    for a line that is not a JSON object."""
     path = Path(path)
     out: Dict[str, str] = {}
     if path.is_dir():
@@ -103,26 +101,18 @@ def read_outputs(path: Path, text_field: str = "text", id_field: str = "id",
             if (path / name).is_file():
                 out[_key(doc_id)] = (path / name).read_bytes().decode("utf-8")
         return out
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if isinstance(record.get(text_field), str) and record.get(id_field) is not None:
-                out[_key(str(record[id_field]))] = record[text_field]
+    for _, _, record in read_jsonl(path, text_field=None):
+        if isinstance(record.get(text_field), str) and record.get(id_field) is not None:
+            out[_key(str(record[id_field]))] = record[text_field]
     return out
 
 
 def read_spans(path: Path) -> Dict[str, List[Dict]]:
     """Spans of each document of a `--spans-output` file (documents that failed are left out)."""
     spans: Dict[str, List[Dict]] = {}
-    with Path(path).open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row.get("spans") is not None:
-                spans.setdefault(_key(str(row["id"])), row["spans"])
+    for _, _, row in read_jsonl(path, text_field=None):
+        if row.get("spans") is not None:
+            spans.setdefault(_key(str(row["id"])), row["spans"])
     return spans
 
 
@@ -271,88 +261,39 @@ def residual_check(gold_docs: Sequence[GoldDoc], outputs: Dict[str, str],
     return result, rows
 
 
+def check_run(gold_docs: Sequence[GoldDoc], outputs: Dict[str, str], spans: Optional[Dict[str, List[Dict]]] = None,
+              match: str = "word") -> Tuple[Dict, List[Dict]]:
+    """`residual_check` with the overall figures of the other match mode added
+    (`overall_if_match_<mode>`), as the command writes them."""
+    result, rows = residual_check(gold_docs, outputs, spans, match)
+    other = next(mode for mode in MATCHES if mode != match)
+    result[f"overall_if_match_{other}"] = residual_check(gold_docs, outputs, spans, other)[0]["overall"]
+    return result, rows
+
+
 def to_markdown(result: Dict) -> str:
+    """The residual table (overall and per label), the violations by cause and the caveats."""
     def pct(x: Optional[float]) -> str:
         return "n/a" if x is None else f"{x:.2%}"
 
     def num(x: Optional[int]) -> str:
         return "n/a" if x is None else f"{x:,}"
 
+    rows = [[label, f"{s['gold_entities']:,}", f"{num(s['not_found'])} ({pct(s['not_found_share'])})",
+             f"{s['leaked']:,}", pct(s["residual_share"]), num(s["violations"]), num(s["violations_not_kept_by_policy"])]
+            for label, s in [("**all**", result["overall"]), *result["per_label"].items()]]
     lines = [
         f"Residual PHI in the de-identified output of {result['documents']:,} documents "
         f"(strings matched as {'words' if result['match'] == 'word' else 'substrings'})"
         + (f" ({result['documents_without_output']:,} without output, left out)" if result["documents_without_output"] else ""),
         "",
-        "| label | gold | not found | leaked | residual | violations | not kept by policy |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        table(["label", "gold", "not found", "leaked", "residual", "violations", "not kept by policy"], rows, "lrrrrrr"),
     ]
-    for label, s in [("**all**", result["overall"]), *result["per_label"].items()]:
-        lines.append(f"| {label} | {s['gold_entities']:,} | {num(s['not_found'])} ({pct(s['not_found_share'])}) | "
-                     f"{s['leaked']:,} | {pct(s['residual_share'])} | {num(s['violations'])} | "
-                     f"{num(s['violations_not_kept_by_policy'])} |")
     causes = ", ".join(f"{c} {n:,}" for c, n in result["violations_by_cause"].items())
     if result["spans_given"]:
-        lines += ["", f"Violations (found, yet the string is in the output) by cause: {causes} "
+        lines += [f"Violations (found, yet the string is in the output) by cause: {causes} "
                   f"({result['violations_by_cause_note']}).", ""]
     else:
-        lines += ["", "Found, not found and violations need the spans JSONL of the run (--spans).", ""]
+        lines += ["Found, not found and violations need the spans JSONL of the run (--spans).", ""]
     lines += [f"- {c}" for c in result["caveats"]]
     return "\n".join(lines) + "\n"
-
-
-def main(
-    gold: Annotated[Path, typer.Argument(exists=True, help="Gold DocBin (.spacy) or BRAT folder of the input documents")],
-    output_path: Annotated[Path, typer.Argument(exists=True, help="What clinical_deid.deidentify wrote: a folder or a JSONL file")],
-    spans: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Its --spans-output JSONL (needed for 'found' and violations)")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here")] = None,
-    markdown: Annotated[Optional[Path], typer.Option(help="Write the table as Markdown here")] = None,
-    text_field: Annotated[str, typer.Option(help="JSONL output: field with the text")] = "text",
-    id_field: Annotated[str, typer.Option(help="JSONL output: field with the document id")] = "id",
-    match: Annotated[str, typer.Option(help="word (not glued to letters/digits around it) or substring")] = "word",
-    limit: Annotated[int, typer.Option(min=0, help="First N gold documents by id (0: all), for a smoke run")] = 0,
-    strict: Annotated[bool, typer.Option(help="Exit with 1 on a violation not kept by policy, or a document without output")] = False,
-    show: Annotated[bool, typer.Option(help="Print the strings of the violations (PHI: on screen only, never written)")] = False,
-) -> None:
-    """Check that every found gold PHI string is gone from the de-identified output; report the residual share."""
-    if match not in MATCHES:
-        msg.fail(f"Unknown --match {match!r}: choose word or substring", exits=1)
-    try:
-        gold_docs = read_gold(gold)
-    except (CorpusError, ValueError) as err:
-        msg.fail(str(err), exits=1)
-    if limit:
-        gold_docs = gold_docs[:limit]
-    outputs = read_outputs(output_path, text_field, id_field, ids=[d.id for d in gold_docs])
-    doc_spans = read_spans(spans) if spans else None
-    result, rows = residual_check(gold_docs, outputs, doc_spans, match)
-    other = next(m for m in MATCHES if m != match)
-    result[f"overall_if_match_{other}"] = residual_check(gold_docs, outputs, doc_spans, other)[0]["overall"]
-    result.update(gold=str(gold), output_path=str(output_path), spans=str(spans) if spans else None)
-    msg.divider("Residual PHI")
-    print(to_markdown(result))
-    if result["documents_without_output"]:
-        msg.warn(f"{result['documents_without_output']:,} gold documents have no output: "
-                 + ", ".join(result["ids_without_output"][:10]))
-    if show:
-        texts = {d.id: d.text for d in gold_docs}
-        for r in rows:
-            if r["violation"]:
-                msg.text(f"{r['id']} {r['label']} {r['start']}-{r['end']} {r['causes']}: "
-                         f"{texts[r['id']][r['start']:r['end']]!r}")
-    elif result["violation_ids"]:
-        msg.text(f"Documents with violations: {', '.join(result['violation_ids'][:20])}"
-                 + (" ..." if len(result["violation_ids"]) > 20 else "") + " (--show prints the strings)")
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
-        msg.good(f"Saved the figures → {output}")
-    if markdown is not None:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(to_markdown(result), encoding="utf8")
-        msg.good(f"Saved the table → {markdown}")
-    if strict and (result["overall"]["violations_not_kept_by_policy"] or result["documents_without_output"]):
-        raise typer.Exit(code=1)
-
-
-if __name__ == "__main__":
-    typer.run(main)

@@ -8,14 +8,19 @@ from pathlib import Path
 from typing import List
 
 import srsly
-import typer
-from wasabi import msg
+
+from deid_synthesis.markdown import table
 
 HEADER = ("dataset", "config", "strict P", "strict R", "strict F1", "= spacy evaluate", "token F1",
           "merged F1", "leak/sent", "train min", "steps")
 
 
 def collect_rows(metrics_dir: Path, training_dir: Path) -> List[tuple]:
+    """One row of HEADER's cells per scored run.
+
+    metrics_dir (Path): the metrics/ folder. training_dir (Path): the training/ folder.
+    RETURNS (List[tuple]): the rows, formatted, sorted by dataset and config.
+    """
     rows = []
     for path in sorted(Path(metrics_dir).glob("*/*.json")):
         if path.name.endswith(".spacy-evaluate.json"):
@@ -47,21 +52,5 @@ def agrees_with_spacy(path: Path, strict: dict) -> str:
 
 
 def to_markdown(rows: List[tuple]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def main(
-    metrics_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="metrics/ folder"),
-    training_dir: Path = typer.Argument(..., help="training/ folder (for training times)"),
-    output: Path = typer.Option(..., "--output", "-o", help="Markdown file to write"),
-):
-    """Write the results table of all scored runs."""
-    rows = collect_rows(metrics_dir, training_dir)
-    output.write_text(to_markdown(rows), encoding="utf-8")
-    msg.good(f"{len(rows)} scored runs → {output}")
-
-
-if __name__ == "__main__":
-    typer.run(main)
+    """RETURNS (str): the results table."""
+    return table(HEADER, rows, "ll" + "r" * (len(HEADER) - 2))

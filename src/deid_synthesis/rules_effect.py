@@ -6,7 +6,7 @@ often finds them already, and a rule that fires where the annotators marked noth
 takes a span with other boundaries than the gold one, costs strict F1. So each rule is kept
 only where the test data say it helps. This script runs the NER once over a gold DocBin,
 then merges the matches of each set of rules into copies of the predicted docs (exactly as
-the `deid_rules` component does in a pipeline) and scores each set with scripts/evaluate.py:
+the `deid_rules` component does in a pipeline) and scores each set with clinical_deid.scoring:
 
 * the model alone, and the model + all rules;
 * the model + one rule (leave-one-in): what the rule adds on its own;
@@ -17,26 +17,20 @@ helps when leaving it out lowers the strict F1 of its label. It hurts in the opp
 cases, and does nothing otherwise. The rules that help can be written as a JSON list, the
 `rules` setting of `deid_rules`. Only counts, labels and scores are written: never text.
 
-    python -m deid_synthesis.rules_effect MODEL corpus/meddocan/test.spacy \\
+    python -m scripts.rules_effect MODEL corpus/meddocan/test.spacy \\
         --output metrics/meddocan/rules_effect-ner_cpu.json \\
         --markdown metrics/meddocan/rules_effect-ner_cpu.md --rules-output metrics/meddocan/rules-ner_cpu.json
 """
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Annotated, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-import typer
 from spacy.language import Language
 from spacy.tokens import Doc
-from wasabi import msg
 
-import clinical_deid.tokenizer  # noqa: F401  (the clinical tokenizer, before a pipeline loads)
-from deid_synthesis.cli_util import load_pipeline
-from clinical_deid.rules import POLICIES, RULES, DeidRules
-from deid_synthesis.evaluate import read_docbin, score_docs
+from clinical_deid.rules import RULES, DeidRules
+from clinical_deid.scoring import score_docs
+from deid_synthesis.markdown import table
 
 SPANS_KEY = "deid_rules"
 # Components that would add rules or rewrite the text: off while the model predicts.
@@ -138,8 +132,9 @@ def rules_effect(gold_docs: Sequence[Doc], pred_docs: Sequence[Doc], lang: str,
 # ---------------------------------------------------------------------------
 
 
-def _d(x: float) -> str:
-    return f"{x:+.4f}" if abs(x) > EPS else "0"
+def signed(delta: float) -> str:
+    """A difference of F1 with its sign, "0" when below EPS."""
+    return f"{delta:+.4f}" if abs(delta) > EPS else "0"
 
 
 def to_markdown(result: Dict[str, object]) -> str:
@@ -147,84 +142,31 @@ def to_markdown(result: Dict[str, object]) -> str:
     configs, effects = result["configurations"], result["effects"]
     base = configs["model"]
     labels = list(dict.fromkeys(result["rule_labels"].values()))
-    lines = [
-        f"Documents: {result['n_docs']:,}; policy: {result['policy']}; labels from preset {result['preset']}. "
-        "Strict = exact label and span (MEDDOCAN subtrack 1); Δ against the model alone.",
-        "",
-        "| Configuration | Strict P | Strict R | Strict F | ΔF | Rule matches | In ents | Missed entities |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, c in configs.items():
-        s = c["strict"]
-        lines.append(f"| {name} | {s['p']:.4f} | {s['r']:.4f} | {s['f']:.4f} | {_d(s['f'] - base['strict']['f'])} | "
-                     f"{c['rule_matches']:,} | {c['rule_matches_in_ents']:,} | {c['missed']:,} |")
-    lines += ["", "Strict F1 of the labels the rules map to (Δ against the model alone):", "",
-              "| Configuration | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for name, c in configs.items():
-        cells = []
-        for label in labels:
-            f = c["per_label"].get(label, {"f": 0.0})["f"]
-            f0 = base["per_label"].get(label, {"f": 0.0})["f"]
-            cells.append(f"{f:.4f} ({_d(f - f0)})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Effect of each rule. Alone: model + the rule − model. Left out: all rules − all but the rule "
-              "(positive: the rule helps).", "",
-              "| Rule | Label | Matches alone | ΔF alone | Δ label F alone | ΔF left out | Δ label F left out | Verdict |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
-    for rule, e in effects.items():
-        i, o = e["leave_one_in"], e["leave_one_out"]
-        lines.append(f"| {rule} | {e['label']} | {i['rule_matches']:,} | {_d(i['overall_f_delta'])} | "
-                     f"{_d(i['label_f_delta'])} | {_d(o['overall_f_delta'])} | {_d(o['label_f_delta'])} | {e['verdict']} |")
+
+    def label_f(config: Dict, label: str) -> float:
+        return config["per_label"].get(label, {"f": 0.0})["f"]
+
+    overall = [[name, f"{c['strict']['p']:.4f}", f"{c['strict']['r']:.4f}", f"{c['strict']['f']:.4f}",
+                signed(c["strict"]["f"] - base["strict"]["f"]), f"{c['rule_matches']:,}",
+                f"{c['rule_matches_in_ents']:,}", f"{c['missed']:,}"] for name, c in configs.items()]
+    per_label = [[name] + [f"{label_f(c, label):.4f} ({signed(label_f(c, label) - label_f(base, label))})"
+                           for label in labels] for name, c in configs.items()]
+    verdicts = [[rule, e["label"], f"{e['leave_one_in']['rule_matches']:,}",
+                 signed(e["leave_one_in"]["overall_f_delta"]), signed(e["leave_one_in"]["label_f_delta"]),
+                 signed(e["leave_one_out"]["overall_f_delta"]), signed(e["leave_one_out"]["label_f_delta"]),
+                 e["verdict"]] for rule, e in effects.items()]
     names = lambda rules: ", ".join(rules) or "none"  # noqa: E731
-    lines += ["", f"Recommended (help): {names(result['recommended'])}.",
-              f"Hurt: {names(result['hurt'])}.", f"No effect: {names(result['no_effect'])}."]
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------
-
-
-def main(
-    model: Annotated[str, typer.Argument(help="Trained NER pipeline: a path or an installed package name")],
-    data_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Gold DocBin (.spacy) to score against")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the results as JSON here")] = None,
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", "-m", help="Write the tables as Markdown here")] = None,
-    rules_output: Annotated[Optional[Path], typer.Option(help="Write the recommended rules as a JSON list (the `rules` of deid_rules)")] = None,
-    rules: Annotated[str, typer.Option(help="Comma-separated rules to try (default: all of them, POSTCODE included)")] = ",".join(RULES),
-    policy: Annotated[str, typer.Option(help="How rules and model merge: longest, ner or rules (as in deid_rules)")] = "longest",
-    preset: Annotated[str, typer.Option(help="Rule → label preset: auto (from the language), meddocan, stockholm_epr, swedish_ner, none")] = "auto",
-    code: Annotated[Optional[Path], typer.Option("--code", "-c", help="Python file with registered functions the pipeline needs")] = None,
-    gpu_id: Annotated[int, typer.Option("--gpu-id", "-g", help="GPU id, or -1 for CPU")] = -1,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Documents per nlp.pipe batch")] = 64,
-) -> None:
-    """Score MODEL alone and with each set of structured-PHI rules on DATA_PATH; recommend the rules that help."""
-    chosen = [r.strip().upper() for r in rules.split(",") if r.strip()]
-    unknown = sorted(set(chosen) - set(RULES))
-    if unknown:
-        msg.fail(f"Unknown rule(s) in --rules: {unknown}", f"Choose from {', '.join(RULES)}.", exits=1)
-    if policy not in POLICIES:
-        msg.fail(f"Unknown --policy {policy!r}", f"Choose one of {', '.join(POLICIES)}.", exits=1)
-    nlp = load_pipeline(model, code, gpu_id)
-    try:
-        gold_docs = read_docbin(data_path, nlp)
-        start = time.perf_counter()
-        pred_docs = predict(nlp, gold_docs, batch_size)
-        msg.info(f"NER over {len(gold_docs):,} documents in {time.perf_counter() - start:.0f} s")
-        result = rules_effect(gold_docs, pred_docs, nlp.lang, chosen, policy=policy, preset=preset)
-    except ValueError as err:
-        msg.fail(str(err), exits=1)
-    result = {"model": str(model), "data": str(data_path), **result}
-    msg.divider(f"Rules merged into {model} on {data_path}")
-    print(to_markdown(result))
-    for path, text in ((output, json.dumps(result, indent=2) + "\n"), (markdown, to_markdown(result)),
-                       (rules_output, json.dumps(result["recommended"]) + "\n")):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf8")
-            msg.good(f"Saved → {path}")
-
-
-if __name__ == "__main__":
-    typer.run(main)
+    return "\n".join([
+        f"Documents: {result['n_docs']:,}; policy: {result['policy']}; labels from preset {result['preset']}. "
+        "Strict = exact label and span (MEDDOCAN subtrack 1); Δ against the model alone.", "",
+        table(["Configuration", "Strict P", "Strict R", "Strict F", "ΔF", "Rule matches", "In ents",
+               "Missed entities"], overall, "lrrrrrrr"),
+        "Strict F1 of the labels the rules map to (Δ against the model alone):", "",
+        table(["Configuration", *labels], per_label, "l" + "r" * len(labels)),
+        "Effect of each rule. Alone: model + the rule − model. Left out: all rules − all but the rule "
+        "(positive: the rule helps).", "",
+        table(["Rule", "Label", "Matches alone", "ΔF alone", "Δ label F alone", "ΔF left out", "Δ label F left out",
+               "Verdict"], verdicts, "llrrrrrl"),
+        f"Recommended (help): {names(result['recommended'])}.",
+        f"Hurt: {names(result['hurt'])}.", f"No effect: {names(result['no_effect'])}.",
+    ]) + "\n"

@@ -1,0 +1,275 @@
+"""The measures a de-identification NER is judged by, and the scorer that gives them to spaCy.
+
+`spacy evaluate` reports one entity measure: exact (label, start, end) match. A
+de-identification study needs more: the MEDDOCAN shared task ranks systems on three span
+measures, the paper this project reproduces (Vakili et al., 2025) reports token-level F1,
+and a privacy officer wants to know how many identifiers slip through unmasked.
+
+The span measures come from spaCy's `Scorer.score_spans` (labelled; label ignored; and with
+a getter that merges spans separated only by punctuation or spaces). The token measure and
+the leak score are computed here: spaCy has no such measure. `deid.ner_scorer.v1`, set as the
+`ner` component's scorer in the training configs, returns them with spaCy's usual `ents_*`
+keys, so `spacy train` and `spacy evaluate` report them too. Only counts, labels and scores
+leave this module, never document text.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import spacy
+from spacy.pipeline import Sentencizer
+from spacy.scorer import PRFScore, Scorer
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+SpanGetter = Callable[[Doc, str], Iterable[Span]]
+ATTR = "ents"
+
+
+def prf(tp: int, fp: int, fn: int) -> Dict[str, float]:
+    """Precision, recall and F1 from counts, by spaCy's PRFScore (0 instead of a division by zero).
+
+    tp (int): true positives. fp (int): false positives. fn (int): false negatives.
+    RETURNS (Dict[str, float]): p, r, f and the three counts.
+    """
+    score = PRFScore(tp=tp, fp=fp, fn=fn)
+    return {"p": score.precision, "r": score.recall, "f": score.fscore, "tp": tp, "fp": fp, "fn": fn}
+
+
+def by_label(tp: Counter, fp: Counter, fn: Counter, support: Counter) -> Dict[str, Any]:
+    """Micro totals, per-label scores and the macro average (unweighted mean over the labels).
+
+    RETURNS (Dict[str, Any]): prf's keys, `per_label` {label: prf + support} and `macro` {p, r, f}.
+    """
+    labels = sorted(set(tp) | set(fp) | set(fn) | set(support))
+    per_label = {label: {**prf(tp[label], fp[label], fn[label]), "support": support[label]} for label in labels}
+    macro = {key: (sum(per_label[label][key] for label in labels) / len(labels) if labels else 0.0)
+             for key in ("p", "r", "f")}
+    return {**prf(sum(tp.values()), sum(fp.values()), sum(fn.values())), "per_label": per_label, "macro": macro}
+
+
+def merge_spans(text: str, spans: Iterable[Tuple[int, int]]) -> Set[Tuple[int, int]]:
+    """Merge (start, end) character spans separated only by non-alphanumeric characters.
+
+    MEDDOCAN's "subtrack 2 merged" normalisation: "Calle Mayor" + "5" with a space between
+    them become one span "Calle Mayor 5". Overlapping or touching spans merge too.
+    text (str): the document's text. spans (Iterable[Tuple[int, int]]): character offsets.
+    RETURNS (Set[Tuple[int, int]]): the merged spans.
+    """
+    merged: List[List[int]] = []
+    for start, end in sorted(set(spans)):
+        if merged and not any(char.isalnum() for char in text[merged[-1][1] : start]):
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return {(start, end) for start, end in merged}
+
+
+def merged_spans(doc: Doc, attr: str = ATTR) -> List[Span]:
+    """`Scorer.score_spans` getter: the doc's spans of `attr`, merged by `merge_spans` (unlabelled)."""
+    offsets = merge_spans(doc.text, ((span.start_char, span.end_char) for span in getattr(doc, attr)))
+    return [doc.char_span(start, end) for start, end in sorted(offsets)]
+
+
+def has_ner(doc: Doc) -> bool:
+    """Whether a doc carries NER annotation (docs without it are skipped, as spaCy does)."""
+    return doc.has_annotation("ENT_IOB")
+
+
+_SENTENCIZER = Sentencizer()
+
+
+def count_sentences(doc: Doc) -> int:
+    """Sentences of a gold doc: its own if annotated, else a rule-based sentencizer's (on a copy)."""
+    if len(doc) == 0:
+        return 0
+    if doc.has_annotation("SENT_START"):
+        return sum(1 for _ in doc.sents)
+    return sum(1 for _ in _SENTENCIZER(doc.copy()).sents)
+
+
+def scorable_prediction(gold: Doc, pred: Doc) -> Doc:
+    """`pred`, or a copy without the entities over gold tokens whose annotation is missing
+    (ent_iob 0): as in spaCy's NER scorer, those are neither right nor wrong."""
+    unknown = bytearray(len(gold.text))
+    for token in gold:
+        if token.ent_iob == 0:
+            unknown[token.idx : token.idx + len(token)] = b"\x01" * len(token)
+    if not any(unknown):
+        return pred
+    kept = [ent for ent in pred.ents if not any(unknown[ent.start_char : ent.end_char])]
+    copy = pred.copy()
+    copy.set_ents(kept, default="outside")
+    return copy
+
+
+def span_scores(examples: Sequence[Example], getter: SpanGetter = getattr, labeled: bool = True) -> Dict[str, Any]:
+    """`Scorer.score_spans` on the `ents` of EXAMPLES, with the counts behind its ratios.
+
+    examples (Sequence[Example]): predictions and gold (predictions already scorable).
+    getter (SpanGetter): the spans of a doc (`merged_spans` for the merged measure).
+    labeled (bool): whether the label must match too.
+    RETURNS (Dict[str, Any]): `by_label`'s result when labeled, else `prf`'s.
+    """
+    scores = Scorer.score_spans(examples, ATTR, getter=getter, has_annotation=has_ner, labeled=labeled)
+    n_gold, n_pred = _span_counts(examples, getter, labeled)
+    if not labeled:
+        return _from_recall(scores[f"{ATTR}_r"], n_gold[""], n_pred[""])
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for label, label_scores in (scores[f"{ATTR}_per_type"] or {}).items():
+        counts = _from_recall(label_scores["r"], n_gold[label], n_pred[label])
+        tp[label], fp[label], fn[label] = counts["tp"], counts["fp"], counts["fn"]
+    result = by_label(tp, fp, fn, n_gold)
+    # Same counts, same arithmetic (PRFScore): the figures are spaCy's to the last bit.
+    assert scores[f"{ATTR}_f"] in (None, result["f"])
+    return result
+
+
+def _span_counts(examples: Sequence[Example], getter: SpanGetter, labeled: bool) -> Tuple[Counter, Counter]:
+    """Gold and predicted spans per label ("" unlabelled) as score_spans counts them: distinct,
+    predictions aligned to the gold tokens. spaCy's scores carry ratios only; the JSON keeps counts."""
+    n_gold, n_pred = Counter(), Counter()
+    for example in examples:
+        if not has_ner(example.reference):
+            continue
+        predicted = getter(example.predicted, ATTR) if has_ner(example.predicted) else []
+        for counter, spans in ((n_gold, getter(example.reference, ATTR)),
+                               (n_pred, example.get_aligned_spans_x2y(predicted))):
+            counter.update(label if labeled else "" for label, _, _ in {(s.label_, s.start, s.end) for s in spans})
+    return n_gold, n_pred
+
+
+def _from_recall(recall: Optional[float], n_gold: int, n_pred: int) -> Dict[str, float]:
+    """prf's dict from spaCy's recall and the numbers of gold and predicted spans."""
+    tp = round((recall or 0.0) * n_gold)
+    return prf(tp, n_pred - tp, n_gold - tp)
+
+
+class TokenLeakTally:
+    """Token-level counts (the paper's measure) and unmasked identifiers, one example at a time.
+
+    A gold token's label is the entity containing it, its predicted label the predicted entity
+    covering its first character, else O; tokens of missing gold annotation are skipped.
+    A gold entity is missed when no predicted entity (any label) overlaps it.
+    """
+
+    def __init__(self) -> None:
+        self.token = (Counter(), Counter(), Counter(), Counter())  # tp fp fn support
+        self.missed = self.gold_entities = self.sentences = 0
+        self.missed_per_label: Counter = Counter()
+
+    def add(self, gold: Doc, scored: Doc, pred: Doc) -> None:
+        """gold (Doc): the reference. scored (Doc): `scorable_prediction`. pred (Doc): the prediction."""
+        self._add_tokens(gold, scored)
+        self._add_leak(gold, pred)
+
+    def _add_tokens(self, gold: Doc, scored: Doc) -> None:
+        tp, fp, fn, support = self.token
+        char_label: List[Optional[str]] = [None] * len(gold.text)
+        for ent in scored.ents:
+            char_label[ent.start_char : ent.end_char] = [ent.label_] * (ent.end_char - ent.start_char)
+        for token in gold:
+            if token.ent_iob == 0:
+                continue  # missing gold annotation: neither right nor wrong
+            gold_label = token.ent_type_ or None
+            pred_label = char_label[token.idx] if token.idx < len(char_label) else None
+            if gold_label is not None:
+                support[gold_label] += 1
+            if pred_label is not None and pred_label == gold_label:
+                tp[gold_label] += 1
+                continue
+            if pred_label is not None:
+                fp[pred_label] += 1
+            if gold_label is not None:
+                fn[gold_label] += 1
+
+    def _add_leak(self, gold: Doc, pred: Doc) -> None:
+        # Every predicted entity counts, whatever its label: masked with the wrong type is masked.
+        covered = bytearray(len(gold.text))
+        for ent in pred.ents:
+            covered[ent.start_char : ent.end_char] = b"\x01" * (ent.end_char - ent.start_char)
+        for ent in gold.ents:
+            self.gold_entities += 1
+            if not any(covered[ent.start_char : ent.end_char]):
+                self.missed += 1
+                self.missed_per_label[ent.label_] += 1
+        self.sentences += count_sentences(gold)
+
+    def leak(self) -> Dict[str, Any]:
+        """missed, gold_entities, sentences, leak_score (missed per sentence), missed_per_label."""
+        return {"missed": self.missed, "gold_entities": self.gold_entities, "sentences": self.sentences,
+                "leak_score": self.missed / self.sentences if self.sentences else 0.0,
+                "missed_per_label": dict(sorted(self.missed_per_label.items()))}
+
+
+def score_examples(examples: Iterable[Example]) -> Dict[str, Any]:
+    """Every measure of de-identification, micro-averaged over EXAMPLES.
+
+    examples (Iterable[Example]): predictions and gold; tokenisations may differ.
+    RETURNS (Dict[str, Any]): n_docs, n_docs_scored, n_tokens, ents_strict, spans_strict,
+        spans_merged, token, leak (described in deid_synthesis.evaluate.KEYS).
+    """
+    examples = list(examples)
+    scored: List[Example] = []
+    tally = TokenLeakTally()
+    for example in examples:
+        gold, pred = example.reference, example.predicted
+        if not has_ner(gold):
+            continue
+        scorable = scorable_prediction(gold, pred)
+        scored.append(example if scorable is pred else Example(scorable, gold))
+        tally.add(gold, scorable, pred)
+    return {
+        "n_docs": len(examples),
+        "n_docs_scored": len(scored),
+        "n_tokens": sum(len(example.reference) for example in examples),
+        "ents_strict": span_scores(scored),
+        "spans_strict": span_scores(scored, labeled=False),
+        "spans_merged": span_scores(scored, merged_spans, labeled=False),
+        "token": by_label(*tally.token),
+        "leak": tally.leak(),
+    }
+
+
+def score_docs(gold_docs: Iterable[Doc], pred_docs: Iterable[Doc]) -> Dict[str, Any]:
+    """`score_examples` on docs paired by position. Pure: neither list is modified.
+
+    RETURNS (Dict[str, Any]): the scores. Raises ValueError naming the document index when
+    the lists differ in length or a pair in text (lengths only, never the text).
+    """
+    gold_docs, pred_docs = list(gold_docs), list(pred_docs)
+    if len(gold_docs) != len(pred_docs):
+        raise ValueError(f"Gold and predicted documents differ in number: one list ends at index "
+                         f"{min(len(gold_docs), len(pred_docs))}.")
+    for i, (gold, pred) in enumerate(zip(gold_docs, pred_docs)):
+        if gold.text != pred.text:
+            raise ValueError(f"Document {i}: predicted text differs from gold text "
+                             f"({len(pred.text)} vs {len(gold.text)} characters).")
+    return score_examples(Example(pred, gold) for gold, pred in zip(gold_docs, pred_docs))
+
+
+def score_deid_ner(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """The `deid.ner_scorer.v1` scorer: spaCy's NER keys (ents_p/r/f, ents_per_type), the
+    label-free and merged span F1, token P/R/F and the leak score.
+
+    token_p/r/f replace spaCy's tokenization P/R/F in `nlp.evaluate` (those are 1.0 whenever
+    the gold is tokenised by the pipeline's own tokenizer; token_acc stays spaCy's).
+    RETURNS (Dict[str, Any]): the scores.
+    """
+    scores = score_examples(examples)
+    strict, token = scores["ents_strict"], scores["token"]
+    return {
+        **{f"ents_{key}": strict[key] for key in "prf"},
+        "ents_per_type": {label: {key: row[key] for key in "prf"} for label, row in strict["per_label"].items()},
+        "spans_strict_f": scores["spans_strict"]["f"],
+        "spans_merged_f": scores["spans_merged"]["f"],
+        **{f"token_{key}": token[key] for key in "prf"},
+        "leak_score": scores["leak"]["leak_score"],
+    }
+
+
+@spacy.registry.scorers("deid.ner_scorer.v1")
+def make_deid_ner_scorer() -> Callable[..., Dict[str, Any]]:
+    """RETURNS (Callable): `score_deid_ner`, for `[components.ner.scorer]`."""
+    return score_deid_ner
