@@ -1,4 +1,4 @@
-"""Tests for scripts/demo_corpus.py (the synthetic demo corpus generator)."""
+"""Tests of the synthetic demo corpus (deid_synthesis.corpus.demo) and its step, scripts/demo_corpus.py."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from deid_synthesis.corpus.demo import (
     entity_counts,
     generate_corpus,
     generate_split,
-    main,
     misaligned_spans,
     split_seed,
 )
+from scripts.demo_corpus import main
 
 LANGS = ("es", "sv")
 
