@@ -7,9 +7,12 @@ from spacy.tokens import DocBin
 
 from peft import LoraConfig, get_peft_model
 
-from deid_synthesis.adapt import AdaptError, adapt, lm_loss, make_blocks, read_texts, select_documents
-from deid_synthesis.causal_lm import ModelLoadError, build_tiny_model, load_causal_lm
 from deid_synthesis.corpus.demo import generate_split
+from deid_synthesis.generation.adapt import AdaptError, adapt, read_texts, select_documents
+from deid_synthesis.generation.causal_lm import load_causal_lm
+from deid_synthesis.generation.lora import lm_loss, make_blocks
+from deid_synthesis.generation.manifest import ModelLoadError
+from deid_synthesis.generation.tiny_model import build_tiny_model
 
 ALL_LINEAR = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 

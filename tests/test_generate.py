@@ -13,12 +13,15 @@ import srsly
 import torch
 from spacy.tokens import DocBin
 
-from deid_synthesis.adapt import adapt
-from deid_synthesis.causal_lm import build_tiny_model, load_causal_lm
 from deid_synthesis.corpus.demo import generate_split
-from deid_synthesis.generate import (DROPPED, SAMPLES, GenerateError, first_words, generate, make_prompts,
-                               samples_per_prompt)
-from deid_synthesis.generation import BatchedSampler, degenerate_reason, nucleus_sample
+from deid_synthesis.generation.adapt import adapt
+from deid_synthesis.generation.causal_lm import load_causal_lm
+from deid_synthesis.generation.decoding import nucleus_sample
+from deid_synthesis.generation.generate import DROPPED, SAMPLES, generate, samples_per_prompt
+from deid_synthesis.generation.prompts import GenerateError, first_words, make_prompts
+from deid_synthesis.generation.sampler import BatchedSampler
+from deid_synthesis.generation.samples import degenerate_reason
+from deid_synthesis.generation.tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "generate.cfg"
@@ -153,7 +156,7 @@ def test_k_samples_per_prompt_with_provenance(corpus, tmp_path):
 
 def test_rounds_follow_until_the_volume_is_reached(corpus, tmp_path, monkeypatch):
     """K from the volume assumes long samples; short ones get more rounds (at most 2 K)."""
-    import deid_synthesis.generate as gen
+    import deid_synthesis.generation.generate as gen
 
     monkeypatch.setattr(gen, "expected_words_per_sample", lambda *args: 1e9)  # K = 1
     report = run(corpus, tmp_path / "short", n_samples=None, volume=1.0)
@@ -189,7 +192,7 @@ def test_an_interrupted_run_resumes_without_duplicates_or_losses(corpus, tmp_pat
 
 def test_a_killed_process_resumes(corpus, tmp_path):
     output = tmp_path / "killed"
-    args = [sys.executable, "-m", "deid_synthesis.generate", str(CONFIG), str(corpus / "dev.spacy"),
+    args = [sys.executable, "-m", "scripts.generate", str(CONFIG), str(corpus / "dev.spacy"),
             str(corpus / "train.spacy"), str(output), "-k", "8"]
     for key, value in overrides(corpus, **{"components.llm.model.max_new_tokens": 48}).items():
         args += [f"--{key}", str(value)]

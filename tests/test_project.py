@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import srsly
 
-from deid_synthesis.causal_lm import build_tiny_model
+from deid_synthesis.generation.tiny_model import build_tiny_model
 from deid_synthesis.corpus.demo import generate_split
 
 ROOT = Path(__file__).resolve().parent.parent

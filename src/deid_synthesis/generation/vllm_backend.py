@@ -8,10 +8,13 @@ when the config asks for backend "vllm" or "auto"; nothing else in the project n
 import importlib.util
 from typing import Any, Dict, List, Optional, Sequence
 
-from deid_synthesis.causal_lm import DEFAULT_CACHE, has_lora, load_tokenizer, read_manifest, resolve_base
+from deid_synthesis.generation.causal_lm import load_tokenizer
+from deid_synthesis.generation.manifest import DEFAULT_CACHE, has_lora, read_manifest
+from deid_synthesis.generation.packaged import resolve_base
 
 
 def vllm_available() -> bool:
+    """Whether the vllm package and a CUDA device are there."""
     if importlib.util.find_spec("vllm") is None:
         return False
     import torch
@@ -20,7 +23,7 @@ def vllm_available() -> bool:
 
 
 class VLLMSampler:
-    """Same interface as `deid_synthesis.generation.BatchedSampler`: generate(prompts, seeds)."""
+    """Same interface as `sampler.BatchedSampler`: generate(prompts, seeds)."""
 
     def __init__(self, base_model: str, adapter: Optional[str], *, cache_dir=DEFAULT_CACHE, top_p: float = 0.95,
                  temperature: float = 1.0, max_new_tokens: int = 256, dtype: str = "float32",

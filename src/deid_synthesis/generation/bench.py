@@ -8,24 +8,27 @@ the first `--naive-prompts` of the prompts only; tokens per second is a rate, so
 figures compare. `--profile` also prints where one decoding step of the project's path
 spends its time. Only counts and timings are printed, never generated text.
 
-    python -m deid_synthesis.bench_generation corpus/meddocan/dev.spacy --adapter training/meddocan/adapter-1.0 \
+    python -m scripts.bench_generation corpus/meddocan/dev.spacy --adapter training/meddocan/adapter-1.0 \
         --vocabulary training/meddocan/adapter-1.0/token_ids.json --output metrics/meddocan/bench_generation.json
 """
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import srsly
 import torch
-import typer
 from wasabi import msg
 
-from deid_synthesis.causal_lm import DEFAULT_BASE, DEFAULT_CACHE, load_causal_lm
-from deid_synthesis.generate import make_prompts
-from deid_synthesis.generation import make_causal_lm, naive_generate, nucleus_sample, sample_seed
+from deid_synthesis.generation.causal_lm import load_causal_lm
+from deid_synthesis.generation.decoding import ATTENTION, make_cache, nucleus_sample, register_attention
+from deid_synthesis.generation.llm import make_causal_lm
+from deid_synthesis.generation.manifest import DEFAULT_BASE, DEFAULT_CACHE
+from deid_synthesis.generation.prompts import make_prompts
+from deid_synthesis.generation.sampler import naive_generate
+from deid_synthesis.generation.samples import sample_seed
 
 
 def rate(samples: List[Dict], seconds: float) -> Dict:
+    """Samples, new tokens, seconds and new tokens per second of one path."""
     tokens = sum(s["n_tokens"] for s in samples)
     return {"samples": len(samples), "tokens": tokens, "seconds": round(seconds, 2),
             "tokens_per_second": round(tokens / seconds, 1)}
@@ -39,12 +42,10 @@ def profile_step(sampler, prompts: List[str], repeats: int = 3) -> Dict[str, flo
     them short) are in the cache, so the output distribution, and the size of the
     nucleus, is a realistic one.
     """
-    from deid_synthesis.generation import ATTENTION, _make_cache, _register_attention
-
     config, tokenizer = sampler.model.config, sampler.tokenizer
     previous = config._attn_implementation
     if sampler.use_grouped_attention:
-        _register_attention()
+        register_attention()
         config._attn_implementation = ATTENTION
     try:
         tokenizer.padding_side = "left"
@@ -53,7 +54,7 @@ def profile_step(sampler, prompts: List[str], repeats: int = 3) -> Dict[str, flo
         enc = tokenizer(texts, return_tensors="pt", padding=True)
         ids, mask = enc.input_ids, enc.attention_mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = _make_cache(ids.shape[1] + repeats + 1)
+        cache = make_cache(ids.shape[1] + repeats + 1)
         hidden = sampler.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                                   use_cache=True).last_hidden_state[:, -1]
         logits = sampler._logits(hidden)
@@ -102,6 +103,13 @@ def bench(
     profile: bool = False,
     silent: bool = False,
 ) -> Dict:
+    """Tokens per second of both paths on the same prompts and settings (options as the CLI names them).
+
+    dev_path (Optional[Path]): dev DocBin for the prompts (None: three fixed prompts).
+    n_prompts (int): prompts for the project's path; naive_prompts (int): the first N for the naive path.
+    profile (bool): also time the parts of one decoding step.
+    RETURNS (Dict): the figures ("naive", "project", "speedup", and "profile").
+    """
     if threads:
         torch.set_num_threads(threads)
     if dev_path:
@@ -148,34 +156,3 @@ def bench(
         if profile:
             msg.info(f"one decoding step: {result['profile']}")
     return result
-
-
-def main(
-    dev_path: Optional[Path] = typer.Argument(None, exists=True, dir_okay=False, help="Dev DocBin for the prompts (default: three fixed prompts)"),
-    base_model: str = typer.Option(DEFAULT_BASE, "--base-model", "-m", help="Hub name, local folder or gemma3-270m"),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help="Adapter folder from deid_synthesis.adapt"),
-    n_prompts: int = typer.Option(32, "--prompts", help="Prompts for the project's path"),
-    naive_prompts: int = typer.Option(4, "--naive-prompts", help="The first N prompts for the naive path"),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="New tokens per sample"),
-    batch_size: int = typer.Option(32, "--batch-size", help="Batch size of the project's path"),
-    top_p: float = typer.Option(0.95, "--top-p"),
-    temperature: float = typer.Option(1.0, "--temperature"),
-    vocabulary: Optional[str] = typer.Option(None, "--vocabulary", help="token_ids.json: restricted output layer"),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (project's path)"),
-    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: default)"),
-    seed: int = typer.Option(0, "--seed"),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir"),
-    profile: bool = typer.Option(False, "--profile", help="Also time the parts of one decoding step"),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write the figures as JSON"),
-):
-    """Tokens per second: naive `generate` (batch 1, unmerged adapter) vs the project's path."""
-    result = bench(dev_path, base_model, adapter, n_prompts, naive_prompts, max_new_tokens, batch_size, top_p,
-                   temperature, vocabulary, dtype, threads, seed, cache_dir, profile)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, result)
-        msg.good(f"Figures → {output}")
-
-
-if __name__ == "__main__":
-    typer.run(main)

@@ -1,0 +1,136 @@
+"""Synthetic notes from a (LoRA-adapted) causal LM, as a spaCy pipeline (spacy-llm).
+
+Generation is a config (`configs/generate.cfg`): a blank pipeline whose `llm` component
+names the project's model (`deid.CausalLM.v1`: base model + adapter, hub name or local
+path) and task (`deid.SyntheticNotes.v1`). Each input Doc is one prompt (the first words of
+a real note) and one sample index; the task derives the sample's seed from the run seed,
+the prompt id and the sample index (`samples.sample_seed`). The result lands in
+`doc.user_data["synthetic"]`: the text (prompt included), its token count, and why it was
+dropped when it is empty or degenerate.
+
+Both names are registered when this module is imported and are also declared as entry
+points (groups `thinc_llm_models` / `thinc_llm_tasks`, where spacy-llm's registries look),
+so a config that names them loads without importing anything first. torch is imported only
+when the model is built.
+"""
+from typing import Any, Dict, Iterable, Optional
+
+from spacy.tokens import Doc
+from spacy_llm.registry import registry
+
+from deid_synthesis.generation.manifest import DEFAULT_BASE, DEFAULT_CACHE, manifest_hash
+from deid_synthesis.generation.samples import degenerate_reason, read_token_ids, sample_seed
+
+
+class CausalLMModel:
+    """spacy-llm model: prompts ({"text", "seed"}) in, samples out (one per prompt)."""
+
+    def __init__(self, sampler, settings: Dict[str, Any]):
+        self.sampler = sampler
+        self.settings = settings
+
+    def __call__(self, prompts: Iterable[Iterable[dict]]) -> Iterable[Iterable[dict]]:
+        per_doc = [list(p) for p in prompts]
+        flat = [p for doc_prompts in per_doc for p in doc_prompts]
+        samples = iter(self.sampler.generate([p["text"] for p in flat], [p["seed"] for p in flat]))
+        return [[next(samples) for _ in doc_prompts] for doc_prompts in per_doc]
+
+
+@registry.llm_models("deid.CausalLM.v1")
+def make_causal_lm(
+    base_model: str = DEFAULT_BASE,
+    adapter: Optional[str] = None,
+    cache_dir: str = str(DEFAULT_CACHE),
+    backend: str = "hf",
+    dtype: str = "float32",
+    device: str = "cpu",
+    threads: int = 0,
+    batch_size: int = 32,
+    max_new_tokens: int = 256,
+    top_p: float = 0.95,
+    temperature: float = 1.0,
+    vocabulary: Optional[str] = None,
+) -> CausalLMModel:
+    """A causal LM (hub name, local folder or packaged name) with an optional LoRA adapter.
+
+    backend: "hf" (transformers, CPU or GPU), "vllm" (needs vllm and CUDA), or "auto"
+    (vllm when both are there). dtype: float32, or bfloat16 (about 1.7x faster on CPUs with
+    AMX/AVX512-BF16, slightly different numbers; dynamic int8 quantisation was slower than
+    float32 here, so it is not offered). vocabulary: a token_ids.json (or .spacy corpus) to restrict
+    the output layer to (changes the distribution, see `sampler`). threads:
+    torch's CPU threads (0: torch's default; on a machine shared with other jobs 1 is often
+    faster than oversubscribed cores).
+    """
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    adapter = adapter or None
+    settings = {"base_model": base_model, "adapter": adapter, "adapter_manifest": manifest_hash(adapter),
+                "backend": backend, "dtype": dtype, "top_p": top_p,
+                "temperature": temperature, "max_new_tokens": max_new_tokens, "vocabulary": vocabulary}
+    if backend == "auto":
+        from deid_synthesis.generation.vllm_backend import vllm_available
+
+        backend = "vllm" if vllm_available() else "hf"
+    if backend == "vllm":
+        from deid_synthesis.generation.vllm_backend import VLLMSampler
+
+        sampler = VLLMSampler(base_model, adapter, cache_dir=cache_dir, top_p=top_p, temperature=temperature,
+                              max_new_tokens=max_new_tokens, dtype=dtype)
+        settings["backend"] = "vllm"
+        return CausalLMModel(sampler, settings)
+    if backend != "hf":
+        raise ValueError(f"unknown backend '{backend}': use hf, vllm or auto")
+    from deid_synthesis.generation.causal_lm import load_causal_lm
+    from deid_synthesis.generation.sampler import BatchedSampler
+
+    model, tokenizer = load_causal_lm(base_model, adapter, cache_dir=cache_dir, dtype=dtype, device=device)
+    token_ids = read_token_ids(vocabulary, tokenizer)
+    settings["vocabulary_size"] = len(token_ids) if token_ids else None
+    sampler = BatchedSampler(model, tokenizer, top_p=top_p, temperature=temperature, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, token_ids=token_ids)
+    settings["backend"] = "hf"
+    return CausalLMModel(sampler, settings)
+
+
+class SyntheticNotesTask:
+    """spacy-llm task: a Doc is a prompt; the sample lands in doc.user_data["synthetic"].
+
+    The prompt id and sample index come from doc.user_data ("prompt_id", "sample_index"),
+    set by `deid_synthesis.generation.generate`; without them the prompt text is the id and the index is 0.
+    """
+
+    def __init__(self, seed: int, max_token_share: float, min_distinct_ngrams: float):
+        self.seed = seed
+        self.max_token_share = max_token_share
+        self.min_distinct_ngrams = min_distinct_ngrams
+
+    def generate_prompts(self, docs: Iterable[Doc]) -> Iterable[dict]:
+        for doc in docs:
+            prompt_id = str(doc.user_data.get("prompt_id", doc.text))
+            index = int(doc.user_data.get("sample_index", 0))
+            yield {"text": doc.text, "seed": sample_seed(self.seed, prompt_id, index)}
+
+    def parse_responses(self, docs: Iterable[Doc], responses: Iterable[Any]) -> Iterable[Doc]:
+        # spacy-llm hands a non-sharding task one list of responses per doc (here one sample).
+        for doc, doc_responses in zip(docs, responses):
+            sample = dict(list(doc_responses)[0])
+            token_ids = sample.pop("token_ids")
+            sample["dropped"] = degenerate_reason(sample.pop("continuation"), token_ids, self.max_token_share,
+                                                  self.min_distinct_ngrams)
+            sample["seed"] = sample_seed(self.seed, str(doc.user_data.get("prompt_id", doc.text)),
+                                         int(doc.user_data.get("sample_index", 0)))
+            doc.user_data["synthetic"] = sample
+            yield doc
+
+    @property
+    def prompt_template(self) -> str:
+        return "{first words of a real note}"
+
+
+@registry.llm_tasks("deid.SyntheticNotes.v1")
+def make_synthetic_notes_task(seed: int = 0, max_token_share: float = 0.5,
+                              min_distinct_ngrams: float = 0.25) -> SyntheticNotesTask:
+    """Continue each prompt into a note; flag empty and degenerate samples."""
+    return SyntheticNotesTask(seed, max_token_share, min_distinct_ngrams)
