@@ -14,7 +14,6 @@ FUZZ_EXAMPLES=400 explores more (minutes).
 import json
 from pathlib import Path
 
-import pytest
 import spacy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
