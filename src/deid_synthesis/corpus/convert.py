@@ -33,6 +33,7 @@ def make_nlp(lang: str, tokenizer: str = "deid.clinical_tokenizer.v1") -> Langua
     return spacy.blank(lang, config={"nlp": {"tokenizer": {"@tokenizers": tokenizer}}})
 
 
+# Long: thirteen options, documented one a line; the body itself is about 40 lines.
 def convert(
     input_path: Path,
     output_path: Path,
