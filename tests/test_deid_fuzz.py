@@ -21,7 +21,7 @@ from spacy.tokens import Span
 
 import clinical_deid.rules  # noqa: F401  (registers deid_rules)
 import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
-from clinical_deid.transform import PRESETS
+from clinical_deid.labels import PRESETS
 from deid_synthesis.residual_phi import occurrence_spans
 
 TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "deid.clinical_tokenizer.v1"}}}
@@ -168,7 +168,7 @@ def test_every_fragment_as_every_kind(lang):
 def test_coverage_equals_the_scan_it_replaces(spans, query):
     """Coverage (logarithmic per span, so dense notes stay linear) gives exactly what a scan
     of every taken span gives."""
-    from clinical_deid.transform import Coverage
+    from clinical_deid.coverage import Coverage
 
     taken = [(s, s + n) for s, n in spans]
     start, end = query[0], query[0] + query[1]

@@ -21,17 +21,20 @@ meddocan, sv → stockholm_epr) and ``label_map`` (rule → label; an empty labe
 rule off). A rule without a label in the set keeps its own name as the label;
 ``deid_transform`` knows those names.
 
-Package-safe: imports only the standard library and spaCy.
+Check letters and digits come from python-stdnum (``stdnum.es.dni``, ``stdnum.es.nie``,
+``stdnum.luhn``); the formats accepted (separators, samordningsnummer) are this module's.
 """
 from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
+from stdnum import luhn
+from stdnum.es import dni, nie
 
 # In order of precedence when two matches of the same length overlap.
 RULES = ("EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "DATE", "PHONE", "FAX", "POSTCODE")
@@ -57,24 +60,8 @@ PRESETS: Dict[str, Dict[str, str]] = {
 LANG_PRESETS = {"es": "meddocan", "sv": "stockholm_epr"}
 
 # --------------------------------------------------------------------------
-# Check digits (the same two functions live in deid_component.py; each file stands alone)
+# Check digits (python-stdnum computes them; the formats the rules accept are checked here)
 # --------------------------------------------------------------------------
-
-DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-
-
-def dni_letter(number: int) -> str:
-    """Check letter of a Spanish DNI number (NIE: X/Y/Z read as 0/1/2 before the digits)."""
-    return DNI_LETTERS[number % 23]
-
-
-def luhn_digit(digits: str) -> int:
-    """Luhn check digit of `digits` (for a personnummer: the 9 digits YYMMDDNNN)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return (10 - total % 10) % 10
 
 
 def is_valid_dni(text: str) -> bool:
@@ -84,9 +71,8 @@ def is_valid_dni(text: str) -> bool:
     if not m:
         return False
     number = m.group(1)
-    if number[0] in "XYZ":
-        number = str("XYZ".index(number[0])) + number[1:]
-    return dni_letter(int(number)) == m.group(2)
+    check_letter = nie.calc_check_digit(number) if number[0] in "XYZ" else dni.calc_check_digit(number)
+    return check_letter == m.group(2)
 
 
 def is_valid_personnummer(text: str) -> bool:
@@ -100,7 +86,9 @@ def is_valid_personnummer(text: str) -> bool:
         date(int(century or "20") * 100 + int(yy) if century else 2000, int(mm), day)
     except ValueError:
         return False
-    return luhn_digit(yy + mm + dd + serial) == int(check)
+    # Any Unicode digit matches \d; stdnum's Luhn reads ASCII digits only.
+    digits = "".join(str(int(c)) for c in yy + mm + dd + serial + check)
+    return luhn.is_valid(digits)
 
 
 # --------------------------------------------------------------------------
