@@ -53,10 +53,8 @@ def spans_by_text(doc):
     return {doc.text[s["start"] : s["end"]]: s for s in doc._.deid_spans}
 
 
-def transform_doc(text, ents, **config):
-    """deid_transform (no rules) on `text` with `ents` = [(label, string, nth occurrence)]."""
-    nlp = spacy.blank("es", config=TOKENIZER)
-    transform = nlp.add_pipe("deid_transform", config={"rules_key": "none", **config})
+def doc_with_ents(nlp, text, ents):
+    """`text` as a doc whose entities are `ents` = [(label, string, nth occurrence)]."""
     doc = nlp.make_doc(text)
     spans = []
     for label, string, nth in ents:
@@ -65,7 +63,14 @@ def transform_doc(text, ents, **config):
             start = text.index(string, start + 1)
         spans.append(doc.char_span(start, start + len(string), label=label))
     doc.ents = spans
-    return transform, transform(doc)
+    return doc
+
+
+def transform_doc(text, ents, **config):
+    """deid_transform (no rules) on `text` with `ents` = [(label, string, nth occurrence)]."""
+    nlp = spacy.blank("es", config=TOKENIZER)
+    transform = nlp.add_pipe("deid_transform", config={"rules_key": "none", **config})
+    return transform, transform(doc_with_ents(nlp, text, ents))
 
 
 KEY = bytes(range(100, 132))
@@ -76,7 +81,6 @@ def keyed(text, ents, key=KEY, group=None, **config):
     nlp = spacy.blank("es", config=TOKENIZER)
     transform = nlp.add_pipe("deid_transform", config={"rules_key": "none", **config})
     transform.set_key(key)
-    doc = nlp.make_doc(text)
-    doc.ents = [doc.char_span(text.index(s), text.index(s) + len(s), label=label) for label, s in ents]
+    doc = doc_with_ents(nlp, text, [(label, string, 0) for label, string in ents])
     doc._.deid_group = group
     return {text[s["start"]:s["end"]]: s["replacement"] for s in transform(doc)._.deid_spans}
