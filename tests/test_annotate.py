@@ -14,11 +14,13 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
-from deid_synthesis.annotate import annotate, compare_labels, main, read_synthetic
+from clinical_deid.io import DataError
+from deid_synthesis.annotate import annotate, compare_labels, read_synthetic
 from deid_synthesis.corpus.convert import convert, make_nlp
 from deid_synthesis.corpus.records import CorpusError
 from clinical_deid.tokenizer import count_words
 from deid_synthesis.train import timed_train
+from scripts.annotate import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FILLER = "El paciente refiere dolor abdominal de tres días de evolución sin fiebre ni vómitos."  # 14 words
@@ -193,24 +195,24 @@ def test_pipeline_extension_data_is_not_stored(synth_path, tmp_path):
 @pytest.mark.parametrize("lines, where, what", [
     (['{"id": "a", "text": "bien"}', '{"id": "b", "text": '], "broken.jsonl:2", "invalid JSON"),
     (['{"id": "a", "text": "bien"}', "", '{"id": "c", "txt": "x"}'], "broken.jsonl:3", "'text'"),
-    (['["text"]'], "broken.jsonl:1", "'text'"),
+    (['["text"]'], "broken.jsonl:1", "not a JSON object"),
 ])
 def test_bad_jsonl_names_file_and_line(ruler_nlp, tmp_path, lines, where, what):
     path = tmp_path / "broken.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf8")
-    with pytest.raises(CorpusError, match=what) as err:
+    with pytest.raises(DataError, match=what) as err:
         annotate(ruler_nlp, path, tmp_path / "out.spacy")
     assert where in str(err.value)
-    assert not (tmp_path / "out.spacy").exists() and not (tmp_path / "out.spacy.tmp").exists()
+    assert not (tmp_path / "out.spacy").exists() and not list(tmp_path.glob(".out.spacy*"))
 
 
 def test_missing_files_and_default_ids(ruler_nlp, tmp_path):
-    with pytest.raises(CorpusError, match="no such file"):
+    with pytest.raises(DataError, match="no such file"):
         annotate(ruler_nlp, tmp_path / "nope.jsonl", tmp_path / "out.spacy")
     path = tmp_path / "noid.jsonl"
     srsly.write_jsonl(path, [{"text": "Hola."}, {"text": "Adiós.", "id": 7}])
     assert [r["id"] for _, r in read_synthetic(path)] == ["noid-1", "7"]
-    with pytest.raises(CorpusError, match="no such file"):
+    with pytest.raises(DataError, match="nope.spacy: no such DocBin"):
         annotate(ruler_nlp, path, tmp_path / "out.spacy", gold_path=tmp_path / "nope.spacy")
 
 

@@ -13,13 +13,14 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from deid_synthesis.adapt import documents_hash, select_documents
-from deid_synthesis.causal_lm import build_tiny_model
+from deid_synthesis.generation.adapt import documents_hash, select_documents
+from deid_synthesis.generation.tiny_model import build_tiny_model
 from deid_synthesis.corpus.convert import convert
 from deid_synthesis.corpus.demo import generate_split
 from deid_synthesis.evaluate import evaluate
-from deid_synthesis.grid import GridError, main, make_grid, run_grid
+from deid_synthesis.grid import GridError, make_grid, run_grid
 from deid_synthesis.train import timed_train
+from scripts.grid import main
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)

@@ -6,20 +6,14 @@ import random
 import numpy as np
 import pytest
 import srsly
-import typer
-from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
+from clinical_deid.io import DataError
 from deid_synthesis.corpus.convert import make_nlp
 from deid_synthesis.corpus.records import CorpusError
-from deid_synthesis.privacy import (PhiIndex, filter_synthetic, main, ngram_hashes, ngram_recall, phi_reproduction,
-                             privacy_report, words)
-
-# 45 words, no punctuation inside: runs of it are easy to cut by word.
-REAL_LONG = ("la exploración física muestra abdomen blando y depresible doloroso a la palpación en fosa ilíaca "
-             "derecha con signo de blumberg positivo por lo que se solicita ecografía abdominal urgente que "
-             "confirma apendicitis aguda y se decide intervención quirúrgica programada para el día siguiente "
-             "sin complicaciones durante el postoperatorio inmediato")
+from deid_synthesis.privacy import (PhiIndex, filter_synthetic, ngram_hashes, ngram_recall, phi_reproduction,
+                                    privacy_report, words)
+from tests.privacy_data import SYNTH, cli, gold_doc, gold_docs, synth_rows, write_files
 
 
 @pytest.fixture(scope="module")
@@ -27,39 +21,14 @@ def nlp():
     return make_nlp("es")
 
 
-def gold_doc(nlp, text, spans, doc_id):
-    """spans: (substring, label, which occurrence)."""
-    doc = nlp.make_doc(text)
-    ents = []
-    for sub, label, k in spans:
-        start = -1
-        for _ in range(k + 1):
-            start = text.index(sub, start + 1)
-        ents.append(doc.char_span(start, start + len(sub), label=label))
-    doc.ents = ents
-    doc.user_data["id"] = doc_id
-    return doc
-
-
 @pytest.fixture(scope="module")
 def gold(nlp):
-    return [
-        gold_doc(nlp, "Paciente Ana García López, NHC 1234567, vive en Madrid.",
-                 [("Ana García López", "NOMBRE", 0), ("1234567", "ID", 0), ("Madrid", "TERRITORIO", 0)], "g0"),
-        gold_doc(nlp, "Mujer de 45 años de Madrid, atendida por el Dr. Pérez.",
-                 [("Mujer", "SEXO", 0), ("45 años", "EDAD", 0), ("Madrid", "TERRITORIO", 0),
-                  ("Pérez", "NOMBRE_PS", 0)], "g1"),
-        gold_doc(nlp, "Sexo: M. Remitida desde Madrid.", [("M", "SEXO", 0), ("Madrid", "TERRITORIO", 0)], "g2"),
-        gold_doc(nlp, "Sexo: M. Mujer. " + REAL_LONG + ".", [("M", "SEXO", 0), ("Mujer", "SEXO", 0)], "g3"),
-    ]
+    return gold_docs(nlp)
 
 
-SYNTH = [
-    "Ana García López ingresa en Madrid.",          # s0: the full name (identifying) and Madrid (common)
-    "Visto por el Dr. Pérez, 45 años.",             # s1: Pérez and 45 años
-    "Pérezgil y Ana García. Teléfono 12345678.",    # s2: nothing on word boundaries, no full name
-    "traslado a madrid",                            # s3: Madrid only when case is ignored
-]
+@pytest.fixture()
+def files(gold, tmp_path):
+    return write_files(gold, tmp_path)
 
 
 # --- n-gram recall ----------------------------------------------------------------------
@@ -179,18 +148,6 @@ def test_doc_frequency_counts_chunks_of_a_document_once(nlp):
 # --- filter -----------------------------------------------------------------------------
 
 
-def synth_rows():
-    run = REAL_LONG.split()
-    return [
-        {"id": "clean", "text": "Paciente estable, sin cambios en la medicación.", "seed": 1},
-        {"id": "name", "text": "Control de Ana García López en consulta.", "seed": 2},
-        {"id": "run25", "text": "Nota. " + " ".join(run[5:30]) + ". Alta.", "seed": 3},
-        {"id": "run19", "text": "Nota. " + " ".join(run[5:24]) + ". Alta.", "seed": 4},
-        {"id": "madrid", "text": "Vive en Madrid con su hija.", "seed": 5,
-         "provenance": {"base_model": "gemma", "sampling": {"top_p": 0.95}}},
-    ]
-
-
 def test_filter_removes_planted_leaks(gold, tmp_path):
     path, out = tmp_path / "synthetic.jsonl", tmp_path / "kept.jsonl"
     srsly.write_jsonl(path, synth_rows())
@@ -216,26 +173,12 @@ def test_filter_removes_planted_leaks(gold, tmp_path):
 def test_bad_synthetic_jsonl_names_file_and_line(gold, tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"id": "a", "text": "bien"}\n{"id": "b"}\n', encoding="utf8")
-    with pytest.raises(CorpusError, match="broken.jsonl:2: no string field 'text'"):
+    with pytest.raises(DataError, match="broken.jsonl:2: no string field 'text'"):
         filter_synthetic(path, gold, [], tmp_path / "kept.jsonl")
     assert not (tmp_path / "kept.jsonl").exists()
 
 
 # --- CLI --------------------------------------------------------------------------------
-
-
-def cli():
-    app = typer.Typer()
-    app.command()(main)
-    return app
-
-
-@pytest.fixture()
-def files(gold, tmp_path):
-    synth, gold_path = tmp_path / "synthetic.jsonl", tmp_path / "train.spacy"
-    srsly.write_jsonl(synth, synth_rows())
-    DocBin(docs=gold, store_user_data=True).to_disk(gold_path)
-    return synth, gold_path
 
 
 def test_cli_writes_figures_without_strings(files, tmp_path):
@@ -266,7 +209,7 @@ def test_cli_fails_clearly(files, tmp_path):
 
 def test_adaptation_subset_from_the_manifest(files, tmp_path):
     pytest.importorskip("torch")
-    from deid_synthesis.adapt import documents_hash, select_documents
+    from deid_synthesis.generation.adapt import documents_hash, select_documents
 
     synth, gold_path = files
     ids = ["g0", "g1", "g2", "g3"]
@@ -281,121 +224,3 @@ def test_adaptation_subset_from_the_manifest(files, tmp_path):
         privacy_report(synth, gold_path, adapter_manifest=manifest)
     srsly.write_json(manifest, {"fraction": 0, "hyperparameters": {"seed": 3}, "documents_hash": documents_hash([])})
     assert privacy_report(synth, gold_path, adapter_manifest=manifest)["real_documents"] == 4
-
-
-# --- every real split: dev and the prompts' own-note PHI ---------------------------------
-
-
-@pytest.fixture()
-def dev(nlp):
-    return [
-        gold_doc(nlp, "Paciente Beatriz Soto Ruiz ingresa hoy. Vive en Madrid.",
-                 [("Beatriz Soto Ruiz", "NOMBRE", 0), ("Madrid", "TERRITORIO", 0)], "d0"),
-        gold_doc(nlp, "Nombre: Carlos Núñez. Varón.", [("Carlos Núñez", "NOMBRE", 0), ("Varón", "SEXO", 0)], "d1"),
-    ]
-
-
-def dev_rows():
-    return [
-        # The old prompts: a real name (cut off by the prompt's end), copied into the sample.
-        {"id": "d0#0", "prompt_id": "d0", "prompt": "Paciente Beatriz Soto",
-         "text": "Paciente Beatriz Soto Ruiz ingresa hoy. Vive en su casa."},
-        # A surrogate prompt; the sample reproduces a training patient's name.
-        {"id": "d1#0", "prompt_id": "d1", "prompt": "Nombre: Pedro Gil.", "text": "Nombre: Pedro Gil. Ana García López."},
-        # The prompt field says a surrogate, the text opens with the real name (case and accents differ).
-        {"id": "d1#1", "prompt_id": "d1", "prompt": "Nombre: Pedro Gil.", "text": "NOMBRE: carlos nuñez, control."},
-        {"id": "x", "text": "Sin prompt_id: not checked."},
-    ]
-
-
-def test_own_phi_is_matched_as_whole_words_regardless_of_case_and_accents(dev):
-    from deid_synthesis.privacy import find_own_phi, phi_word_runs
-
-    runs = phi_word_runs(dev[1])
-    assert set(runs) == {("carlos", "nunez"), ("varon",)}
-    assert find_own_phi("visto: CARLOS NUNEZ.", runs) and find_own_phi("un varón", runs)
-    assert not find_own_phi("Carlosa Núñez", runs) and not find_own_phi("Carlos y Núñez", runs)
-    assert find_own_phi("Nombre: Carlos", runs)  # cut off by the end of the prompt
-    assert not find_own_phi("Nombre: Carlos visto", runs)
-    assert not find_own_phi("", runs) and not find_own_phi("Carlos Núñez", {})
-
-
-def test_privacy_counts_the_dev_split_and_the_prompts(files, dev, tmp_path):
-    from deid_synthesis.privacy import prompt_phi
-
-    _, gold_path = files
-    synth, dev_path = tmp_path / "dev_run.jsonl", tmp_path / "dev.spacy"
-    srsly.write_jsonl(synth, dev_rows())
-    DocBin(docs=dev, store_user_data=True).to_disk(dev_path)
-    train_only = privacy_report(synth, gold_path)
-    report = privacy_report(synth, gold_path, dev_path=dev_path)
-    # The training side is as before; dev and train + dev are added.
-    for key in ("ngram", "phi", "real_documents", "real_words"):
-        assert report[key] == train_only[key]
-    splits = report["splits"]
-    assert splits["train"]["phi"] == report["phi"] and splits["dev"]["documents"] == 2
-    assert splits["union"]["documents"] == 6
-    # Identifying reproduced: train "Ana García López"; dev "Beatriz Soto Ruiz" ("carlos nuñez" differs in case,
-    # "Madrid" is annotated in 4 documents of train + dev).
-    assert report["phi"]["total"]["identifying_reproduced"] == 1
-    assert splits["dev"]["phi"]["total"]["identifying_reproduced"] == 1
-    assert splits["dev"]["phi"]["per_label"]["TERRITORIO"]["identifying_strings"] == 0
-    assert splits["union"]["phi"]["total"]["identifying_reproduced"] == 2
-    assert splits["dev"]["ngram"]["shared_ngrams"] > 0 and splits["dev"]["ngram"]["recall"] > 0
-    # The filter drops notes with identifying PHI of either split.
-    assert train_only["filter"]["dropped_phi"] == 1 and report["filter"]["dropped_phi"] == 2
-    assert report["filter"]["against"] == ["train", "dev"]
-    assert report["prompt_phi"] == prompt_phi(dev_rows(), dev)
-    assert {k: report["prompt_phi"][k] for k in ("prompts", "prompts_with_own_phi", "samples",
-                                                 "sample_openings_with_own_phi", "samples_without_prompt_id",
-                                                 "per_label")} == {
-        "prompts": 2, "prompts_with_own_phi": 1, "samples": 3, "sample_openings_with_own_phi": 2,
-        "samples_without_prompt_id": 1, "per_label": {"NOMBRE": 1}}
-    text = json.dumps(report)
-    assert "Beatriz" not in text and "Carlos" not in text and "Ana" not in text
-
-
-def flat(output):
-    """Console output with wasabi's line wrapping undone, lower case."""
-    return " ".join(output.split()).lower()
-
-
-def test_cli_with_dev_and_the_prompt_check(files, dev, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    _, gold_path = files
-    synth, clean, dev_path, out = (tmp_path / "run.jsonl", tmp_path / "clean.jsonl", tmp_path / "dev.spacy",
-                                   tmp_path / "privacy.json")
-    srsly.write_jsonl(synth, dev_rows())
-    srsly.write_jsonl(clean, dev_rows()[1:2])
-    DocBin(docs=dev, store_user_data=True).to_disk(dev_path)
-    result = CliRunner().invoke(cli(), [str(synth), str(gold_path), "--dev", str(dev_path), "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "prompts with phi of their dev note: 1 of 2" in flat(result.output)
-    assert json.loads(out.read_text())["splits"]["dev"]["documents"] == 2
-    for text in (result.output, out.read_text()):
-        assert "Beatriz" not in text and "Carlos" not in text
-    root = Path(__file__).resolve().parent.parent
-    check = [sys.executable, "-m", "deid_synthesis.privacy", "prompts"]
-    leaky = subprocess.run(check + [str(synth), str(dev_path)], cwd=root, capture_output=True, text=True)
-    assert leaky.returncode == 1 and "prompts with phi of their dev note: 1 of 2" in flat(leaky.stdout)
-    assert "Beatriz" not in leaky.stdout + leaky.stderr
-    ok = subprocess.run(check + [str(clean), str(dev_path)], cwd=root, capture_output=True, text=True)
-    assert ok.returncode == 0 and "prompts with phi of their dev note: 0 of 1" in flat(ok.stdout)
-
-
-def test_the_report_shows_the_splits_and_the_prompt_check(files, dev, tmp_path):
-    from deid_synthesis.report import _privacy_md, privacy_counts
-
-    _, gold_path = files
-    synth, dev_path = tmp_path / "run.jsonl", tmp_path / "dev.spacy"
-    srsly.write_jsonl(synth, dev_rows())
-    DocBin(docs=dev, store_user_data=True).to_disk(dev_path)
-    counts = privacy_counts(privacy_report(synth, gold_path, dev_path=dev_path, show_strings=True))
-    assert counts["splits"]["dev"]["identifying_reproduced"] == 1 and counts["prompt_phi"]["prompts_with_own_phi"] == 1
-    md = "".join(_privacy_md(counts))
-    assert "| dev | 2 |" in md and "own dev note: **1 of 2**" in md and "Beatriz" not in md
-    old = privacy_counts(privacy_report(synth, gold_path))  # without --dev: as before
-    assert old["splits"] == {} and old["prompt_phi"] == {} and "own dev note" not in "".join(_privacy_md(old))

@@ -7,6 +7,7 @@ import srsly
 from spacy.tokens import DocBin
 
 import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
+from clinical_deid.io import DataError
 from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.pseudonymize_corpus import pseudonymize_corpus
 
@@ -86,7 +87,7 @@ def test_bad_folders_are_named(corpus, tmp_path):
     with pytest.raises(CorpusError, match=r"dev\.spacy: no such file"):
         pseudonymize_corpus(nlp, folder, tmp_path / "out")
     (folder / "dev.spacy").write_bytes(b"not a docbin")
-    with pytest.raises(CorpusError, match=r"dev\.spacy: not a readable DocBin"):
+    with pytest.raises(DataError, match=r"dev\.spacy: not a readable DocBin"):
         pseudonymize_corpus(nlp, folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
 
@@ -129,7 +130,7 @@ def test_surrogates_are_keyed_and_random_without_a_key(corpus, tmp_path, monkeyp
     # The command line: the key from --key-file or the environment, a bad one named, never shown.
     from typer.testing import CliRunner
     import typer
-    from deid_synthesis.pseudonymize_corpus import main
+    from scripts.pseudonymize_corpus import main
 
     app = typer.Typer()
     app.command()(main)

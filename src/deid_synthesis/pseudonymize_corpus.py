@@ -29,7 +29,7 @@ describes the pseudonymized corpus, with `pseudonymized` counts), plus, with
 `<run>-pseudo` goes through `privacy`, `train-synthetic`, `evaluate-synthetic` and `report`
 like any other.
 
-    python -m deid_synthesis.pseudonymize_corpus training/x/ner_cpu/model-best corpus/x/synthetic-r \\
+    python -m scripts.pseudonymize_corpus training/x/ner_cpu/model-best corpus/x/synthetic-r \\
         corpus/x/synthetic-r-pseudo --samples-output synthetic/x/r-pseudo/samples.jsonl
 """
 import secrets
@@ -40,17 +40,15 @@ from pathlib import Path
 from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import srsly
-import typer
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from tqdm import tqdm
-from wasabi import msg
 
 import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
+from clinical_deid.io import read_docbin, write_docbin, write_jsonl
+from clinical_deid.transform import DeidTransform
 from deid_synthesis.annotate import compare_labels, corpus_stats
-from deid_synthesis.cli_util import load_pipeline
 from deid_synthesis.corpus.records import CorpusError
-from clinical_deid.transform import KEY_ENV_VAR, DeidTransform, load_key
 from deid_synthesis.privacy import PhiIndex, read_gold
 
 PARTS = ("train.spacy", "dev.spacy")
@@ -111,11 +109,46 @@ def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
              "pseudonymized": True} for source, parts in chunks.items()]
 
 
+def pseudonymize_parts(nlp: Language, transform: DeidTransform, input_dir: Path,
+                       progress: bool = False) -> Tuple[Dict[str, List[Doc]], Counter]:
+    """The pseudonymized chunks of each part (train.spacy, dev.spacy), and the replacements counted."""
+    counts: Counter = Counter()
+    written: Dict[str, List[Doc]] = {}
+    for part in PARTS:
+        pseudonymized = []
+        for doc in tqdm(read_docbin(input_dir / part, nlp.vocab), desc=part, unit=" chunks", disable=not progress):
+            new, doc_counts = pseudonymize_doc(nlp, transform, doc)
+            counts.update(doc_counts)
+            pseudonymized.append(new)
+        written[part] = pseudonymized
+    return written, counts
+
+
+def write_samples(all_docs: List[Doc], samples_output: Path, annotated: Dict) -> None:
+    """The notes as JSONL for `privacy`, and the run's generation report copied beside them."""
+    samples_output = Path(samples_output)
+    write_jsonl(notes_from_chunks(all_docs), samples_output)
+    generation = Path(annotated.get("input", "")).with_name("report.json") if annotated.get("input") else None
+    if generation is not None and generation.is_file():
+        shutil.copyfile(generation, samples_output.with_name("report.json"))
+
+
 def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: int = 0,
                         samples_output: Optional[Path] = None, gold_paths: Sequence[Path] = (),
                         max_gold_docs: int = 1, progress: bool = False, key: Optional[bytes] = None) -> Dict:
-    """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`; the report.
-    `key`: the secret surrogate key; None draws a random one for this run, kept nowhere."""
+    """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`.
+
+    nlp (Language): the annotator (its tokenizer re-tokenizes the surrogates).
+    input_dir (Path): annotate's output folder (train.spacy, dev.spacy, annotate.json).
+    output_dir (Path): the folder for the same three files, pseudonymized.
+    seed (int): the transform's seed (surrogates are keyed: kept for old command lines).
+    samples_output (Optional[Path]): also write the notes as JSONL here.
+    gold_paths (Sequence[Path]): real DocBins whose identifying PHI strings no surrogate may be.
+    max_gold_docs (int): identifying: annotated in at most this many gold documents.
+    progress (bool): show progress bars.
+    key (Optional[bytes]): the secret surrogate key; None draws a random one, kept nowhere.
+    RETURNS (Dict): the report written as annotate.json.
+    """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if input_dir.resolve() == output_dir.resolve():
         raise CorpusError(f"{output_dir}: the output folder is the input folder; choose another")
@@ -130,25 +163,9 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     key_source = "given" if key is not None else "random for this run, not stored"
     transform = corpus_transform(nlp.lang, seed, avoid, key if key is not None else secrets.token_bytes(32))
     start = time.perf_counter()
-    counts: Counter = Counter()
-    written: Dict[str, List[Doc]] = {}
-    for part in PARTS:
-        try:
-            docs = list(DocBin().from_disk(input_dir / part).get_docs(nlp.vocab))
-        except Exception as err:  # a truncated or foreign file
-            raise CorpusError(f"{input_dir / part}: not a readable DocBin ({type(err).__name__}: {err})") from None
-        out = []
-        for doc in tqdm(docs, desc=part, unit=" chunks", disable=not progress):
-            new, doc_counts = pseudonymize_doc(nlp, transform, doc)
-            counts.update(doc_counts)
-            out.append(new)
-        written[part] = out
-    output_dir.mkdir(parents=True, exist_ok=True)
+    written, counts = pseudonymize_parts(nlp, transform, input_dir, progress)
     for part, docs in written.items():
-        docbin = DocBin(store_user_data=True)
-        for doc in docs:
-            docbin.add(doc)
-        docbin.to_disk(output_dir / part)
+        write_docbin(docs, output_dir / part)
     all_docs = [doc for docs in written.values() for doc in docs]
     synthetic = corpus_stats(all_docs)
     synthetic["documents"] = len({doc.user_data.get("source_id") for doc in all_docs})  # notes, as annotate
@@ -174,49 +191,5 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     }
     srsly.write_json(output_dir / "annotate.json", report)
     if samples_output is not None:
-        samples_output = Path(samples_output)
-        samples_output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_jsonl(samples_output, notes_from_chunks(all_docs))
-        generation = Path(annotated.get("input", "")).with_name("report.json") if annotated.get("input") else None
-        if generation is not None and generation.is_file():
-            shutil.copyfile(generation, samples_output.with_name("report.json"))
+        write_samples(all_docs, samples_output, annotated)
     return report
-
-
-def main(
-    model: str = typer.Argument(..., help="The annotator pipeline (its tokenizer re-tokenizes the surrogates)"),
-    input_dir: Path = typer.Argument(..., help="Synthetic corpus folder written by annotate (train.spacy, dev.spacy)"),
-    output_dir: Path = typer.Argument(..., help="Folder for the pseudonymized train.spacy, dev.spacy and annotate.json"),
-    samples_output: Optional[Path] = typer.Option(None, "--samples-output", help="Also write the pseudonymized notes as JSONL here (for privacy)"),
-    gold_paths: List[Path] = typer.Option([], "--gold", help="Real DocBin the run touched (repeat: train, dev): no surrogate may be one of its identifying PHI strings"),
-    max_gold_docs: int = typer.Option(1, "--max-gold-docs", help="Identifying: annotated in at most this many gold documents (as privacy)"),
-    seed: int = typer.Option(0, "--seed", help="Unused since surrogates are keyed (kept for old command lines)"),
-    key_file: Optional[Path] = typer.Option(None, "--key-file", help=f"Secret surrogate key (hex or raw bytes, 16+); default ${KEY_ENV_VAR}, else a random key for this run, not stored"),
-    code: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with registered functions the pipeline needs"),
-):
-    """Replace the annotated PHI of a synthetic corpus with surrogates; labels follow the text."""
-    try:
-        key = load_key(key_file)
-    except ValueError as err:
-        msg.fail(str(err), exits=1)
-    if key is None:
-        msg.info(f"No --key-file nor ${KEY_ENV_VAR}: surrogates drawn with a random key for this run, stored "
-                 "nowhere (the corpus's surrogates cannot be recomputed, nor this run reproduced)")
-    nlp = load_pipeline(model, code)
-    try:
-        report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_paths, max_gold_docs,
-                                     progress=True, key=key)
-    except CorpusError as err:
-        msg.fail(str(err), exits=1)
-    done = report["pseudonymized"]
-    msg.good(f"Replaced {done['replaced']:,} spans ({done['propagated']:,} other mentions) in "
-             f"{report['chunks']:,} chunks → {output_dir} ({done['seconds']:.1f} s)")
-    if done["misaligned"]:
-        msg.warn(f"{done['misaligned']:,} surrogates off token boundaries were left unlabelled")
-    msg.table(list(done["per_label"].items()), header=("label", "replaced"), divider=True, max_col=48)
-    if samples_output is not None:
-        msg.good(f"Wrote the notes → {samples_output}")
-
-
-if __name__ == "__main__":
-    typer.run(main)

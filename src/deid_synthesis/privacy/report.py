@@ -1,0 +1,95 @@
+"""The privacy report of a synthetic run: every figure against every real split it touched.
+
+The figures at the top level (`ngram`, `phi`, `real_documents`, ...) are those against the
+training side (the adaptation notes); with the dev split (the prompts' split), `splits` holds
+`train`, `dev` and `union` (train + dev), the filter runs against both, and `prompt_phi`
+counts the prompts holding PHI of their own dev note. In `dev` and `union`, a string is
+identifying when annotated in at most `max_gold_docs` documents of train + dev together.
+"words" in this report are the n-grams' unit (`\\w+` runs, see `privacy.ngrams`).
+"""
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from spacy.tokens import Doc
+
+from clinical_deid.io import read_jsonl
+from deid_synthesis.privacy.filtering import filter_synthetic
+from deid_synthesis.privacy.ngrams import ngram_recall, words
+from deid_synthesis.privacy.phi import PhiIndex, phi_reproduction
+from deid_synthesis.privacy.prompts import prompt_phi
+from deid_synthesis.privacy.sources import adaptation_docs, read_gold
+
+
+def split_figures(real_docs: Sequence[Doc], synth_texts: Sequence[str], n: int, index: PhiIndex,
+                  show_strings: bool = False) -> Dict:
+    """N-gram recall and verbatim PHI reproduction of the synthetic text against one real split.
+
+    real_docs (Sequence[Doc]): the split's gold documents.
+    synth_texts (Sequence[str]): the synthetic notes.
+    n (int): words per n-gram.
+    index (PhiIndex): the split's PHI strings.
+    show_strings (bool): add the reproduced strings (private!).
+    RETURNS (Dict): documents, words (`\\w+` runs), ngram, phi.
+    """
+    real_texts = [doc.text for doc in real_docs]
+    return {"documents": len(real_texts), "words": sum(len(words(text)) for text in real_texts),
+            "ngram": ngram_recall(real_texts, synth_texts, n),
+            "phi": phi_reproduction(real_docs, synth_texts, show_strings=show_strings, index=index)}
+
+
+def privacy_report(synth_jsonl: Path, gold_path: Path, n: int = 5, filter_output: Optional[Path] = None,
+                   max_shared_ngram: int = 20, drop_phi: bool = True, min_chars: int = 3,
+                   max_gold_docs: Optional[int] = 1, ignore_case: bool = False,
+                   labels: Optional[Sequence[str]] = None, show_strings: bool = False,
+                   adapter_manifest: Optional[Path] = None, dev_path: Optional[Path] = None,
+                   prompt_words: int = 3) -> Dict:
+    """All the figures; the filter only counts unless `filter_output` is given.
+
+    synth_jsonl (Path): the synthetic notes (JSONL).
+    gold_path (Path): the gold training DocBin.
+    n (int): words per n-gram of the recall (the paper: 5).
+    filter_output (Optional[Path]): write the notes that pass the filter here.
+    max_shared_ngram, drop_phi: as `filter_synthetic`.
+    min_chars, max_gold_docs, ignore_case, labels: as `PhiIndex`.
+    show_strings (bool): add the reproduced strings (private!).
+    adapter_manifest (Optional[Path]): measure the training side against the part of the gold
+        file the generator was adapted on (the paper's "adaptation corpus"); None: all of it.
+    dev_path (Optional[Path]): the prompts' split: adds `splits`, the filter against both
+        splits, and `prompt_phi`.
+    prompt_words (int): opening words checked in a sample without a prompt field.
+    RETURNS (Dict): the report (counts; strings only with `show_strings`).
+    """
+    all_docs = gold_docs = read_gold(gold_path)
+    adaptation = None
+    if adapter_manifest is not None:
+        gold_docs, adaptation = adaptation_docs(all_docs, adapter_manifest)
+    records = [record for _, _, record in read_jsonl(synth_jsonl)]
+    synth_texts = [record["text"] for record in records]
+    index = PhiIndex(gold_docs, min_chars, max_gold_docs, ignore_case, labels, frequency_docs=all_docs)
+    train = split_figures(gold_docs, synth_texts, n, index, show_strings)
+    report = {
+        "synthetic": str(synth_jsonl), "gold": str(gold_path), "dev": str(dev_path) if dev_path else None,
+        "adaptation": adaptation,
+        "real_documents": train["documents"], "real_words": train["words"],
+        "synthetic_documents": len(synth_texts), "synthetic_words": sum(len(words(text)) for text in synth_texts),
+        "ngram": train["ngram"], "phi": train["phi"],
+    }
+    if dev_path is None:
+        report["filter"] = filter_synthetic(synth_jsonl, gold_docs, [doc.text for doc in gold_docs], filter_output,
+                                            max_shared_ngram, drop_phi, index=index)
+        return report
+    dev_docs = read_gold(dev_path, "dev")
+    every_doc, union_docs = all_docs + dev_docs, list(gold_docs) + dev_docs
+    settings = (min_chars, max_gold_docs, ignore_case, labels)
+    union_index = PhiIndex(union_docs, *settings, frequency_docs=every_doc)
+    report["splits"] = {
+        "train": train,
+        "dev": split_figures(dev_docs, synth_texts, n, PhiIndex(dev_docs, *settings, frequency_docs=every_doc),
+                             show_strings),
+        "union": split_figures(union_docs, synth_texts, n, union_index, show_strings),
+    }
+    report["filter"] = {**filter_synthetic(synth_jsonl, union_docs, [doc.text for doc in union_docs], filter_output,
+                                           max_shared_ngram, drop_phi, index=union_index),
+                        "against": ["train", "dev"]}
+    report["prompt_phi"] = prompt_phi(records, dev_docs, prompt_words)
+    return report
