@@ -97,7 +97,7 @@ NOTES = [
 
 
 def test_prompts_carry_no_gold_phi_and_record_the_replacement(tmp_path):
-    from deid_synthesis.privacy import fold
+    from clinical_deid.folding import fold
 
     prompts = make_prompts(phi_docbin(tmp_path / "dev.spacy", NOTES), n_words=3, lang="es", seed=0)
     by_id = {p["id"]: p for p in prompts}

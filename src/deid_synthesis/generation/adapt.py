@@ -19,7 +19,7 @@ import hashlib
 import random
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import srsly
 from wasabi import msg
@@ -76,6 +76,26 @@ def write_json(data, path: Path) -> None:
         handle.write(srsly.json_dumps(data, indent=2))
 
 
+def plan_adapter(train_path: Path, output_dir: Path, base_model: str, fraction: float,
+                 hyper: Dict) -> Tuple[List[Dict[str, str]], List[Dict[str, str]], Dict]:
+    """Choose the documents and start the manifest; clears the adapter files of an earlier run.
+
+    RETURNS (Tuple[List, List, Dict]): all documents, the chosen ones, the manifest so far.
+    """
+    docs = read_texts(train_path)
+    chosen = [docs[i] for i in select_documents(len(docs), fraction, hyper["seed"])]
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("adapter_config.json", "adapter_model.safetensors", MANIFEST):
+        (output_dir / stale).unlink(missing_ok=True)
+    manifest = {"base_model": str(base_model), "train": str(train_path), "fraction": fraction,
+                "n_documents": len(chosen), "n_documents_total": len(docs),
+                "documents_hash": documents_hash([d["id"] for d in chosen]), "hyperparameters": hyper,
+                "adapter": bool(chosen)}
+    return docs, chosen, manifest
+
+
+# Long: 22 keyword options, one a flag of its command line (the body is about 40 lines).
 def adapt(
     train_path: Path,
     output_dir: Path,
@@ -100,13 +120,11 @@ def adapt(
     threads: int = 0,
     silent: bool = False,
 ) -> Dict:
-    """Train the adapter and write it with its manifest (the options as `python -m scripts.adapt` names them).
+    """Train the adapter and write it with its manifest (options as `python -m scripts.adapt` names them).
 
-    train_path (Path): the gold training DocBin (text only is used).
-    output_dir (Path): the adapter folder.
-    quantization (str): auto (4-bit when CUDA and bitsandbytes), 4bit or none.
-    vocabulary (str): full, or corpus (softmax over the adaptation text's tokens only).
-    silent (bool): no messages and no progress bar.
+    train_path (Path): the gold training DocBin (text only); output_dir (Path): the adapter folder.
+    quantization (str): auto (4-bit with CUDA and bitsandbytes), 4bit or none. vocabulary (str): full,
+    or corpus (softmax over the adaptation text's tokens only). silent (bool): no messages, no bar.
     RETURNS (Dict): the manifest.
     """
     start = time.perf_counter()
@@ -118,20 +136,12 @@ def adapt(
         raise AdaptError(f"unknown quantization '{quantization}': use auto, 4bit or none")
     if vocabulary not in ("full", "corpus"):
         raise AdaptError(f"unknown vocabulary '{vocabulary}': use full or corpus")
-    docs = read_texts(train_path)
-    chosen = [docs[i] for i in select_documents(len(docs), fraction, seed)]
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("adapter_config.json", "adapter_model.safetensors", MANIFEST):
-        (output_dir / stale).unlink(missing_ok=True)
     hyper = {"rank": rank, "alpha": alpha, "dropout": dropout, "target_modules": target_modules.split(","),
              "learning_rate": learning_rate, "epochs": epochs, "max_steps": max_steps, "seq_len": seq_len,
              "batch_size": batch_size, "grad_accum": grad_accum, "warmup": warmup, "seed": seed,
              "vocabulary": vocabulary, "bf16": bf16}
-    manifest = {"base_model": str(base_model), "train": str(train_path), "fraction": fraction,
-                "n_documents": len(chosen), "n_documents_total": len(docs),
-                "documents_hash": documents_hash([d["id"] for d in chosen]), "hyperparameters": hyper,
-                "adapter": bool(chosen)}
+    docs, chosen, manifest = plan_adapter(train_path, output_dir, base_model, fraction, hyper)
+    output_dir = Path(output_dir)
     from deid_synthesis.generation.causal_lm import load_tokenizer
     from deid_synthesis.generation.samples import corpus_token_ids
 

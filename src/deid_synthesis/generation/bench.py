@@ -85,6 +85,7 @@ def profile_step(sampler, prompts: List[str], repeats: int = 3) -> Dict[str, flo
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()}
 
 
+# Long: 16 keyword options, one a flag of its command line (the body is about 40 lines).
 def bench(
     dev_path: Optional[Path],
     base_model: str = DEFAULT_BASE,

@@ -101,11 +101,12 @@ def resume_state(output_dir: Path, provenance: Dict) -> Tuple[List[dict], List[d
 
     A folder written with other settings is refused: its samples would not be this run's.
 
-    output_dir (Path): the run's folder.
+    output_dir (Path): the run's folder (created when missing).
     provenance (Dict): this run's provenance, as every row records it.
     RETURNS (Tuple[List[dict], List[dict], Set[Tuple[str, int]]]): the rows and the
         (prompt id, sample index) pairs already done.
     """
+    output_dir.mkdir(parents=True, exist_ok=True)
     kept_rows = read_done(output_dir / SAMPLES)
     dropped_rows = read_done(output_dir / DROPPED)
     # As it reads back: the rows are written by srsly and read by json (floats may differ).
@@ -184,12 +185,11 @@ def generate(
 ) -> Dict:
     """Generate (or finish generating) the synthetic corpus in output_dir.
 
-    config_path (Path): the generation config (configs/generate.cfg); overrides (Optional[Dict]) apply to it.
-    dev_path (Path): the gold dev DocBin (the prompts); train_path (Path): the gold training DocBin (the volume).
-    volume (float): target words as a multiple of the training split's; n_samples (Optional[int]): K instead.
-    prompt_words (int): words per prompt; limit (int): most samples this session (0: all).
-    vocabulary (str): config, full or corpus (see `vocabulary_override`).
-    lang (str): the surrogates' locale in the prompts; raw_prompts (bool): keep the real openings.
+    config_path (Path): the generation config; overrides (Optional[Dict]) apply to it. dev_path (Path):
+    the gold dev DocBin (prompts); train_path (Path): the gold training DocBin (volume). volume (float):
+    target words as a multiple of the training split's; n_samples (Optional[int]): K instead.
+    prompt_words (int): words per prompt; limit (int): most samples this session (0: all). vocabulary
+    (str): config, full or corpus. lang (str): the prompts' surrogate locale; raw_prompts (bool): real openings.
     RETURNS (Dict): the report (also written to output_dir/report.json).
     """
     output_dir = Path(output_dir)
@@ -204,7 +204,6 @@ def generate(
     provenance = {k: settings.get(k) for k in PROVENANCE_KEYS}
     provenance.update({"prompt_phi": "raw" if raw_prompts else "surrogates", "prompt_words": prompt_words,
                        "prompt_lang": None if raw_prompts else lang})
-    output_dir.mkdir(parents=True, exist_ok=True)
     kept_rows, dropped_rows, done = resume_state(output_dir, provenance)
     target_words = round(volume * train_words) if per_sample is not None else None
     todo_planned = sum((p["id"], k) not in done for k in range(n_samples) for p in prompts)
