@@ -1,5 +1,5 @@
-"""The product as users get it: a wheel built by scripts/package_pipeline.py (weights and config
-only), installed with pip into a fresh virtual environment beside the runtime package it
+"""The product as users get it: a wheel built by scripts/package_pipeline.py (assembled from
+configs/deid_<lang>.cfg with `spacy assemble`; weights and config only), installed with pip into a fresh virtual environment beside the runtime package it
 requires (clinical-deid), loaded with `spacy.load` and run with the `clinical-deid` command."""
 import json
 import os
@@ -15,7 +15,8 @@ import srsly
 from spacy.symbols import IDS
 
 from deid_synthesis.corpus.convert import convert
-from deid_synthesis.package_pipeline import LeakingWheel, corpus_sizes, package_pipeline
+from deid_synthesis.package_pipeline import (LeakingWheel, assemble_overrides, check_sources, corpus_sizes,
+                                             package_pipeline)
 from deid_synthesis.train import timed_train
 from deid_synthesis.wheel_check import check_wheel, words
 
@@ -116,6 +117,85 @@ def test_wheel_holds_the_meta_no_code_and_no_note_text(wheels, lang):
         assert text[:20].encode() not in raw and b"@example." not in raw
 
 
+def product_dir(wheel: Path) -> Path:
+    """The pipeline folder `spacy package` wrote beside the wheel (packages/<name>-<version>/<name>/...)."""
+    name = wheel.name.split("-")[0]
+    return wheel.parents[1] / name / f"{name}-0.1.0"
+
+
+@pytest.mark.parametrize("lang", sorted(NOTES))
+def test_the_assembled_product_is_the_trained_model_with_the_components_added(wheels, lang):
+    """configs/deid_<lang>.cfg declares what add_pipe calls built before: same tokens, entities, output."""
+    import spacy
+
+    model = wheels[lang].parents[3] / "model/model-best"
+    by_hand = spacy.load(model)
+    by_hand.add_pipe("deid_rules", config={"rules": RULES[lang]})
+    by_hand.add_pipe("deid_transform", config={"mode": "pseudonymize"})
+    product = spacy.load(product_dir(wheels[lang]))
+    assert product.pipe_names == by_hand.pipe_names
+    assert product.config["components"]["deid_rules"]["rules"] == RULES[lang]  # rules-effect's list, an override
+    for text, _ in NOTES[lang]:
+        expected, got = by_hand(text), product(text)
+        assert [t.text for t in got] == [t.text for t in expected]
+        assert [(e.start_char, e.end_char, e.label_) for e in got.ents] == [
+            (e.start_char, e.end_char, e.label_) for e in expected.ents]
+        assert got._.deidentified == expected._.deidentified
+
+
+def test_product_configs_source_the_ner_and_use_its_tokenizer():
+    from spacy.util import load_config
+
+    training = load_config(ROOT / "configs/ner_cpu.cfg", interpolate=False)
+    for lang in NOTES:
+        config = load_config(ROOT / f"configs/deid_{lang}.cfg", interpolate=False)
+        assert config["nlp"]["lang"] == lang
+        assert config["nlp"]["pipeline"] == ["tok2vec", "ner", "deid_rules", "deid_transform"]
+        assert {name: block.get("source") for name, block in config["components"].items()} == {
+            "tok2vec": "${paths.ner_model}", "ner": "${paths.ner_model}", "deid_rules": None, "deid_transform": None}
+        assert config["nlp"]["tokenizer"] == training["nlp"]["tokenizer"]
+
+
+def test_a_model_the_config_cannot_source_from_is_refused(tmp_path):
+    def model(lang, pipeline):
+        folder = tmp_path / f"{lang}-{'-'.join(pipeline)}"
+        folder.mkdir()
+        (folder / "config.cfg").write_text(f'[nlp]\nlang = "{lang}"\npipeline = {json.dumps(pipeline)}\n')
+        return folder
+
+    trf = model("es", ["transformer", "ner"])
+    with pytest.raises(ValueError, match="no component tok2vec, which deid_es.cfg sources"):
+        check_sources(trf, ROOT / "configs/deid_es.cfg", "es")
+    with pytest.raises(ValueError, match="not 'sv': check --lang"):
+        check_sources(trf, ROOT / "configs/deid_sv.cfg", "sv")
+    with pytest.raises(ValueError, match="check --config"):
+        check_sources(model("sv", ["tok2vec", "ner"]), ROOT / "configs/deid_es.cfg", "sv")
+    check_sources(model("es", ["tok2vec", "ner"]), ROOT / "configs/deid_es.cfg", "es")
+
+
+def test_rules_and_mode_are_overrides_of_the_config(tmp_path):
+    srsly.write_json(tmp_path / "rules.json", ["EMAIL", "DATE"])
+    assert assemble_overrides(Path("m"), tmp_path / "rules.json", "redact") == {
+        "paths.ner_model": "m", "components.deid_transform.mode": "redact",
+        "components.deid_rules.rules": ["EMAIL", "DATE"]}
+    assert "components.deid_rules.rules" not in assemble_overrides(Path("m"), None, "mask")
+    srsly.write_json(tmp_path / "bad.json", {"EMAIL": True})
+    with pytest.raises(ValueError, match="JSON list of rule names"):
+        assemble_overrides(Path("m"), tmp_path / "bad.json", "redact")
+
+
+def test_a_config_with_another_tokenizer_than_the_models_is_refused(wheels, tmp_path):
+    folder = wheels["es"].parents[3]
+    config = (ROOT / "configs/deid_es.cfg").read_text(encoding="utf-8")
+    tokenizer = '@tokenizers = "deid.clinical_tokenizer.v1"\n'
+    assert tokenizer in config
+    (tmp_path / "other.cfg").write_text(config.replace(tokenizer, tokenizer + "split_camel_case = false\n"))
+    with pytest.raises(ValueError, match="tokenizer of .*other.cfg is not the one"):
+        package_pipeline(folder / "model/model-best", tmp_path / "packages", "es_other", "0.1.0", "es",
+                         folder / "synthetic.json", build="none", config=tmp_path / "other.cfg")
+    assert not (tmp_path / "packages" / "es_other-0.1.0").exists()
+
+
 def test_synthetic_training_data_sizes_come_from_the_annotate_report(tmp_path):
     report = {"documents": 10, "chunks": 12, "dev_documents": 1, "words": 900, "entities": 40, "tokens": 1000,
               "per_label": {"PER": {"synthetic": 30, "gold": 20}, "LOC": {"synthetic": 10, "gold": 15}}}
@@ -209,7 +289,7 @@ def run_wheel_check(*args):
     from typer.testing import CliRunner
     import typer
 
-    from deid_synthesis.wheel_check import main
+    from scripts.wheel_check import main
 
     app = typer.Typer()
     app.command()(main)
@@ -248,7 +328,7 @@ def test_wheel_check_reads_jsonl_notes_and_fails_cleanly(wheels, tmp_path):
     assert result["training_words"] == 3 and result["shared_words"] == 3 and result["findings"] == 0
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json Ana García\n', encoding="utf-8")
     run = run_wheel_check(wheel, tmp_path / "bad.jsonl")
-    assert run.exit_code == 1 and "line 2" in run.output and "García" not in run.output
+    assert run.exit_code == 1 and "bad.jsonl:2:" in run.output and "García" not in run.output
 
 
 def test_a_leaking_wheel_fails_the_build_and_is_removed(tmp_path, monkeypatch):

@@ -11,6 +11,13 @@ from wasabi import msg
 
 
 def load_pipeline(model: Union[str, Path], code: Optional[Path] = None, gpu_id: int = -1) -> Language:
+    """Load a pipeline for a command line, or end the command with a message naming what failed.
+
+    model (Union[str, Path]): a package name or a pipeline folder.
+    code (Optional[Path]): a Python file with registered functions to import first (`--code`).
+    gpu_id (int): GPU id, or -1 for the CPU.
+    RETURNS (Language): the loaded pipeline.
+    """
     if code is not None:
         if not Path(code).is_file():
             msg.fail(f"Code file not found: {code}", exits=1)

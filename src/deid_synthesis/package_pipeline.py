@@ -1,27 +1,29 @@
-"""Package a trained pipeline as an installable wheel, with the de-identification components.
+"""Package a trained NER as a de-identification product: assembled from a config, described, checked.
 
-    python -m deid_synthesis.package_pipeline training/meddocan/ner_cpu/model-best packages \\
+    python -m scripts.package_pipeline training/meddocan/ner_cpu/model-best packages \\
         --name es_deid_synth --version 0.1.0 --lang es --scores metrics/meddocan/ner_cpu.json
 
-Adds `deid_rules` and `deid_transform` to the pipeline (if absent), writes the meta (scores
-on real test data, this model and optionally the gold-trained one; the training data
-described with its sizes; the licences of what went in) and runs `spacy package` with the
-project's package-safe code files. A `__main__.py` is added before the wheel is built, so
-
-    python -m es_deid_synth deidentify INPUT OUTPUT [--mode ...] [--n-process 2]
-
-runs the production command (src/clinical_deid/deidentify.py) with the installed pipeline. The meta
-holds only numbers and descriptions: no note text (the reports' `misaligned` examples and
-the metrics' examples are left out).
+The product is declared in a config (configs/deid_es.cfg, configs/deid_sv.cfg): `tok2vec` and
+`ner` sourced from the trained pipeline (`paths.ner_model`), the clinical tokenizer, and the
+runtime's `deid_rules` and `deid_transform`. `spacy assemble` builds it, with the rules that
+`rules-effect` kept (`--rules`) and the transform's mode as overrides; the assembled tokenizer
+must be the one the NER was trained with. Then the meta is written (scores on real test data,
+this model and optionally the gold-trained one; the training data described with its sizes;
+the licences of what went in) and `spacy package` builds the wheel. The wheel carries weights
+and config only: `spacy package` lists the runtime package (clinical-deid), found through its
+entry points, as a requirement, and its `clinical-deid` command runs the installed product.
+The meta holds only numbers and descriptions: no note text (the reports' `misaligned`
+examples and the metrics' examples are left out).
 
 The assembled pipeline's string store is pruned to what the pipeline needs
-(scripts/prune_strings.py: labels and settings, no word of the training text), and the built
-wheel is checked with scripts/wheel_check.py against the training text (`--training-text`:
-the gold and synthetic DocBins the model learned from): the build fails if any training-text
-word of 4+ characters outside the allow-list is in the wheel.
+(deid_synthesis.prune_strings: labels and settings, no word of the training text), and the
+built wheel is checked with deid_synthesis.wheel_check against the training text
+(`--training-text`: the gold and synthetic DocBins the model learned from): the build fails if
+any training-text word of 4+ characters outside the allow-list is in the wheel.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -31,45 +33,71 @@ from typing import Any, Dict, List, Optional
 
 import spacy
 import srsly
-import typer
 from spacy.cli.package import package
-from spacy.util import get_minor_version_range
-from wasabi import msg
+from spacy.util import get_minor_version_range, load_config
 
-from clinical_deid.deidentify import ensure_registered, prepare_pipeline
 from deid_synthesis.prune_strings import prune_strings
 from deid_synthesis.wheel_check import check_wheel, report
 
+ROOT = Path(__file__).resolve().parents[2]  # the project folder (src/deid_synthesis/ is two below)
+MODES = ("redact", "mask", "pseudonymize")
+
+
+def product_config(lang: str) -> Path:
+    """The config a product of LANG is assembled from.
+
+    lang (str): the pipeline's language (es, sv).
+    RETURNS (Path): configs/deid_<lang>.cfg of the project.
+    """
+    return ROOT / "configs" / f"deid_{lang}.cfg"
+
+
 def test_scores(path: Path) -> Dict[str, float]:
-    """The headline scores of a metrics/<dataset>/<config>.json, on real test data."""
-    m = srsly.read_json(path)
+    """The headline scores of a metrics/<dataset>/<config>.json, on real test data.
+
+    path (Path): the metrics file (deid_synthesis.evaluate's output).
+    RETURNS (Dict[str, float]): strict P/R/F, token F1, merged-span F1 and the leak score.
+    """
+    metrics = srsly.read_json(path)
+    strict = metrics["ents_strict"]
     return {
-        "ents_p": m["ents_strict"]["p"], "ents_r": m["ents_strict"]["r"], "ents_f": m["ents_strict"]["f"],
-        "token_f": m["token"]["f"], "spans_merged_f": m["spans_merged"]["f"], "leak_score": m["leak"]["leak_score"],
+        "ents_p": strict["p"], "ents_r": strict["r"], "ents_f": strict["f"], "token_f": metrics["token"]["f"],
+        "spans_merged_f": metrics["spans_merged"]["f"], "leak_score": metrics["leak"]["leak_score"],
     }
 
 
 def corpus_sizes(path: Path) -> Dict[str, Dict[str, Any]]:
-    """Documents, words and entities of the training data (no examples, no text): per split of a
-    conversion report (corpus/<dataset>/report.json), or of a machine-annotated synthetic corpus
-    (the annotate step's annotate.json)."""
-    report = srsly.read_json(path)
-    if "per_label" in report and "chunks" in report:  # scripts/annotate.py's report
+    """Documents, words and entities of the training data (no examples, no text).
+
+    path (Path): a conversion report (corpus/<dataset>/report.json, one entry per split) or a
+        machine-annotated synthetic corpus's report (the annotate step's annotate.json).
+    RETURNS (Dict[str, Dict[str, Any]]): sizes per split ("synthetic" for an annotate report).
+    """
+    corpus_report = srsly.read_json(path)
+    if "per_label" in corpus_report and "chunks" in corpus_report:  # deid_synthesis.annotate's report
         return {"synthetic": {
-            "documents": report["documents"], "chunks": report["chunks"], "held_out_dev_documents": report.get("dev_documents"),
-            "words": report["words"], "entities": report["entities"],
-            "entities_per_label": {label: row["synthetic"] for label, row in report["per_label"].items()},
+            "documents": corpus_report["documents"], "chunks": corpus_report["chunks"],
+            "held_out_dev_documents": corpus_report.get("dev_documents"),
+            "words": corpus_report["words"], "entities": corpus_report["entities"],
+            "entities_per_label": {label: row["synthetic"] for label, row in corpus_report["per_label"].items()},
         }}
     keys = ("documents", "words", "entities", "entities_per_label")
-    return {split: {k: r[k] for k in keys if k in r} for split, r in report.items() if isinstance(r, dict)}
+    return {split: {key: sizes[key] for key in keys if key in sizes}
+            for split, sizes in corpus_report.items() if isinstance(sizes, dict)}
 
 
 def build_meta(nlp, name: str, version: str, lang: str, scores: Path, gold_scores: Optional[Path], data_kind: str,
                training_data: str, corpus_report: Optional[Path], base_model_licence: Optional[str],
                data_licence: str, licence: Optional[str], description: Optional[str]) -> Dict[str, Any]:
+    """The package's meta.json: the pipeline's own meta (labels, components) with the product's
+    name, description, licences, scores on real test data and training data sizes.
+
+    nlp (Language): the assembled pipeline.
+    RETURNS (Dict[str, Any]): the meta (see package_pipeline for the other arguments).
+    """
     performance: Dict[str, Any] = dict(test_scores(scores))
     if gold_scores is not None:
-        performance.update({f"gold_{k}": v for k, v in test_scores(gold_scores).items()})
+        performance.update({f"gold_{key}": value for key, value in test_scores(gold_scores).items()})
     performance["evaluated_on"] = f"real test data: {scores.as_posix()}" + (
         f"; gold-trained model: {gold_scores.as_posix()}" if gold_scores else "")
     kind = "synthetic, machine-annotated notes" if data_kind == "synthetic" else "gold-annotated clinical notes"
@@ -96,6 +124,13 @@ def build_meta(nlp, name: str, version: str, lang: str, scores: Path, gold_score
 
 
 def readme_notes(performance: Dict[str, Any], with_gold: bool, data_kind: str) -> str:
+    """The scores table and the command line of the package's README.md (meta `notes`).
+
+    performance (Dict[str, Any]): the meta's performance (gold_* keys when with_gold).
+    with_gold (bool): add a column for the gold-trained model.
+    data_kind (str): synthetic or gold, named in the column's head.
+    RETURNS (str): Markdown.
+    """
     rows = [("Strict P", "ents_p"), ("Strict R", "ents_r"), ("Strict F1", "ents_f"), ("Token F1", "token_f"),
             ("Merged-span F1", "spans_merged_f"), ("Leak score (lower is better)", "leak_score")]
     head = f"| Score | This model ({data_kind}) |" + (" Gold-trained |" if with_gold else "")
@@ -108,21 +143,98 @@ def readme_notes(performance: Dict[str, Any], with_gold: bool, data_kind: str) -
     return "\n".join(lines)
 
 
+def check_sources(model: Path, config_path: Path, lang: str) -> None:
+    """Fail early, naming the files, when MODEL cannot be assembled with CONFIG_PATH as LANG.
+
+    model (Path): the trained pipeline the config sources its components from.
+    config_path (Path): the product's config.
+    lang (str): the language the product is for.
+    """
+    trained = load_config(Path(model) / "config.cfg", interpolate=False)["nlp"]
+    product = load_config(config_path, interpolate=False)
+    if trained["lang"] != lang:
+        raise ValueError(f"{model} is a '{trained['lang']}' pipeline, not '{lang}': check --lang")
+    if product["nlp"]["lang"] != lang:
+        raise ValueError(f"{config_path} assembles a '{product['nlp']['lang']}' pipeline, not '{lang}': check --config")
+    sourced = [name for name, block in product["components"].items() if "source" in block]
+    missing = [name for name in sourced if name not in trained["pipeline"]]
+    if missing:
+        raise ValueError(f"{model} has no component {', '.join(missing)}, which {config_path.name} sources "
+                         f"(its pipeline: {', '.join(trained['pipeline'])}): pass --config with one for it")
+
+
+def assemble_overrides(model: Path, rules: Optional[Path], mode: str) -> Dict[str, Any]:
+    """The config overrides of a product: the trained model, the transform's mode and,
+    when given, the rules deid_rules runs.
+
+    model (Path): the trained pipeline (paths.ner_model).
+    rules (Optional[Path]): a JSON list of rule names (rules-effect's output), or None for the config's.
+    mode (str): redact, mask or pseudonymize.
+    RETURNS (Dict[str, Any]): dotted config keys and their values.
+    """
+    overrides: Dict[str, Any] = {"paths.ner_model": str(model), "components.deid_transform.mode": mode}
+    if rules is not None:
+        rule_names = srsly.read_json(rules)
+        if not isinstance(rule_names, list) or not all(isinstance(rule, str) for rule in rule_names):
+            raise ValueError(f"{rules}: expected a JSON list of rule names (rules-effect's --rules-output)")
+        overrides["components.deid_rules.rules"] = rule_names
+    return overrides
+
+
+def assemble(config_path: Path, output: Path, overrides: Dict[str, Any], silent: bool = True) -> None:
+    """`python -m spacy assemble CONFIG_PATH OUTPUT --key value ...`: the product as the config
+    declares it (a subprocess: exactly the command anyone can run; values passed as JSON).
+
+    config_path (Path): the product's config.
+    output (Path): the folder to write the assembled pipeline to.
+    overrides (Dict[str, Any]): dotted config keys and their values.
+    silent (bool): capture spaCy's messages (shown only when the command fails).
+    """
+    command = [sys.executable, "-m", "spacy", "assemble", str(config_path), str(output)]
+    for key, value in overrides.items():
+        command += [f"--{key}", json.dumps(value)]
+    done = subprocess.run(command, capture_output=silent, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"spacy assemble {config_path} failed (exit {done.returncode})"
+                           + (f":\n{done.stdout[-2000:]}{done.stderr[-2000:]}" if silent else ""))
+
+
+def check_tokenizer(assembled: Path, model: Path, config_path: Path) -> None:
+    """The assembled tokenizer must be the one MODEL was trained with (same settings, saved
+    the same way): a config whose tokenizer differs would give the NER other tokens.
+
+    assembled (Path): the pipeline spacy assemble wrote.
+    model (Path): the trained pipeline.
+    config_path (Path): the product's config (named in the error).
+    """
+    if (Path(assembled) / "tokenizer").read_bytes() != (Path(model) / "tokenizer").read_bytes():
+        raise ValueError(f"the tokenizer of {config_path} is not the one {model} was trained with: "
+                         "make [nlp.tokenizer] match the training config's")
+
+
 def build_wheel(package_dir: Path) -> Path:
-    """`pip wheel` in the folder `spacy package --build none` wrote (setup.py there)."""
+    """`pip wheel` in the folder `spacy package --build none` wrote (setup.py there).
+
+    package_dir (Path): the package folder.
+    RETURNS (Path): the wheel built.
+    """
     dist = package_dir / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(dist), str(package_dir)], check=True)
-    return max(dist.glob("*.whl"), key=lambda p: p.stat().st_mtime)
+    return max(dist.glob("*.whl"), key=lambda path: path.stat().st_mtime)
 
 
 class LeakingWheel(RuntimeError):
-    """A built wheel holds words of the training text (scripts/wheel_check.py)."""
+    """A built wheel holds words of the training text (deid_synthesis.wheel_check)."""
 
 
 def package_texts(nlp) -> List[str]:
     """What the packager was told and wrote as settings (meta descriptions, licences, the
-    config's paths): the wheel check allows their words."""
+    config's paths): the wheel check allows their words.
+
+    nlp (Language): the pipeline with its package meta.
+    RETURNS (List[str]): the texts.
+    """
     meta = nlp.meta
     texts = [meta["name"], meta["version"], meta.get("description") or "", meta.get("license") or "",
              meta["performance"].get("evaluated_on", ""), meta["training_data"]["description"]]
@@ -131,38 +243,63 @@ def package_texts(nlp) -> List[str]:
     return texts
 
 
+def write_package(nlp, pipeline_dir: Path, output_dir: Path, version: str, silent: bool) -> Path:
+    """Save NLP pruned, with its sources' licences, and run `spacy package` (no build) on it.
+
+    nlp (Language): the assembled pipeline with its package meta.
+    pipeline_dir (Path): a scratch folder to save the pipeline to.
+    output_dir (Path): the folder spacy package writes the package folder in.
+    version (str): the package version.
+    silent (bool): keep spacy package quiet.
+    RETURNS (Path): the package folder (setup.py there), cleared of earlier builds.
+    """
+    nlp.to_disk(pipeline_dir)
+    # Strings the sourced components brought (every word of the training text, for a model
+    # trained before train.py pruned) and those the components added: only what loading the
+    # pipeline needs goes into the package.
+    prune_strings(pipeline_dir)
+    licences = "\n".join(f"{source['name']}: {source['license']}" for source in nlp.meta["sources"])
+    (pipeline_dir / "LICENSES_SOURCES").write_text(licences + "\n", encoding="utf-8")
+    package(pipeline_dir, output_dir, name=nlp.meta["name"], version=version,
+            create_sdist=False, create_wheel=False, force=True, silent=silent)
+    package_name = f"{nlp.lang}_{nlp.meta['name']}"
+    package_dir = output_dir / f"{package_name}-{version}"
+    for stale in ("dist", "build", f"{package_name}.egg-info"):  # from an earlier build of this version
+        shutil.rmtree(package_dir / stale, ignore_errors=True)
+    return package_dir
+
+
 def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lang: str, scores: Path,
                      gold_scores: Optional[Path] = None, data_kind: str = "synthetic", training_data: str = "",
                      corpus_report: Optional[Path] = None, base_model_licence: Optional[str] = None,
                      data_licence: str = "CC BY 4.0", licence: Optional[str] = None, mode: str = "pseudonymize",
                      description: Optional[str] = None, build: str = "wheel", silent: bool = True,
-                     rules: Optional[Path] = None, training_text: Optional[List[Path]] = None) -> Path:
-    """Assemble, describe and package MODEL; return the wheel (build="wheel") or the package folder.
-    rules: a JSON list of the deid_rules rules to run (scripts/rules_effect.py --rules-output).
-    training_text: the .spacy / .jsonl text MODEL learned from; the wheel is checked against it
-    (LeakingWheel if it holds any of its words outside the allow-list)."""
-    ensure_registered()  # the project's tokenizer, before the pipeline loads
-    nlp = prepare_pipeline(spacy.load(model), mode=mode, rule_names=srsly.read_json(rules) if rules else None)
-    if nlp.lang != lang:
-        raise ValueError(f"{model} is a '{nlp.lang}' pipeline, not '{lang}': check --lang")
-    nlp.meta.clear()
-    nlp.meta.update(build_meta(nlp, name, version, lang, scores, gold_scores, data_kind, training_data,
-                               corpus_report, base_model_licence, data_licence, licence, description))
+                     rules: Optional[Path] = None, training_text: Optional[List[Path]] = None,
+                     config: Optional[Path] = None) -> Path:
+    """Assemble the product of MODEL from its config, describe and package it.
+
+    model (Path): the trained pipeline (model-best) whose tok2vec and ner the config sources.
+    output_dir (Path): where the package folder goes (packages/).
+    rules (Optional[Path]): a JSON list of the deid_rules rules to run (rules-effect's --rules-output).
+    training_text (Optional[List[Path]]): the .spacy / .jsonl text MODEL learned from; the wheel is
+        checked against it (LeakingWheel if it holds any of its words outside the allow-list).
+    config (Optional[Path]): the product's config; default configs/deid_<lang>.cfg.
+    RETURNS (Path): the wheel (build="wheel") or the package folder (build="none").
+    The other arguments describe the product in its meta (see build_meta and the CLI's help).
+    """
+    config_path = Path(config) if config is not None else product_config(lang)
+    check_sources(model, config_path, lang)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        assembled = Path(tmp) / "pipeline"
-        nlp.to_disk(assembled)
-        # Models trained before train.py pruned, and strings the components added: only what
-        # loading the pipeline needs goes into the package.
-        prune_strings(assembled)
-        licences = "\n".join(f"{s['name']}: {s['license']}" for s in nlp.meta["sources"])
-        (assembled / "LICENSES_SOURCES").write_text(licences + "\n", encoding="utf-8")
-        package(assembled, output_dir, name=nlp.meta["name"], version=version,
-                create_sdist=False, create_wheel=False, force=True, silent=silent)
-    package_name = f"{lang}_{nlp.meta['name']}"
-    package_dir = output_dir / f"{package_name}-{version}"
-    for stale in ("dist", "build", f"{package_name}.egg-info"):  # from an earlier build of this version
-        shutil.rmtree(package_dir / stale, ignore_errors=True)
+        assembled = Path(tmp) / "assembled"
+        assemble(config_path, assembled, assemble_overrides(model, rules, mode), silent=silent)
+        check_tokenizer(assembled, model, config_path)
+        nlp = spacy.load(assembled)
+        meta = build_meta(nlp, name, version, lang, scores, gold_scores, data_kind, training_data,
+                          corpus_report, base_model_licence, data_licence, licence, description)
+        nlp.meta.clear()
+        nlp.meta.update(meta)
+        package_dir = write_package(nlp, Path(tmp) / "pipeline", output_dir, version, silent)
     if build != "wheel":
         return package_dir
     wheel = build_wheel(package_dir)
@@ -171,50 +308,5 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
         if not report(result, wheel):
             wheel.unlink()  # no wheel to ship by mistake; --build none keeps the folder to inspect
             raise LeakingWheel(f"{wheel}: {result['findings']} training-text words in "
-                               f"{len(result['per_file'])} files (python -m deid_synthesis.wheel_check)")
+                               f"{len(result['per_file'])} files (python -m scripts.wheel_check)")
     return wheel
-
-
-def main(
-    model: Path = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline (model-best)"),
-    output_dir: Path = typer.Argument(..., help="Folder for the package (e.g. packages/)"),
-    name: str = typer.Option(..., help="Package name, e.g. es_deid_synth"),
-    version: str = typer.Option("0.1.0", help="Package version"),
-    lang: str = typer.Option(..., help="Language of the pipeline (es, sv)"),
-    scores: Path = typer.Option(..., exists=True, dir_okay=False, help="Real-test scores of MODEL (metrics/.../x.json)"),
-    gold_scores: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Real-test scores of the gold-trained model, to compare"),
-    data_kind: str = typer.Option("synthetic", help="Training data: synthetic (machine-annotated) or gold"),
-    training_data: str = typer.Option("", help="One-line description of the training data"),
-    corpus_report: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Sizes of the training data: corpus/<dataset>/report.json, or a synthetic corpus's annotate.json"),
-    base_model_licence: Optional[str] = typer.Option(None, help="Terms of the base model that wrote the synthetic notes"),
-    data_licence: str = typer.Option("CC BY 4.0", help="Licence of the training data"),
-    licence: Optional[str] = typer.Option(None, help="Licence of the package (default: the data licence)"),
-    mode: str = typer.Option("pseudonymize", help="Default mode of deid_transform: redact, mask or pseudonymize"),
-    build: str = typer.Option("wheel", help="wheel, or none (package folder only)"),
-    rules: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="JSON list of the deid_rules rules to run (rules-effect's output); default: deid_rules' own"),
-    training_text: List[Path] = typer.Option([], "--training-text", exists=True, dir_okay=False, help="Text MODEL learned from (.spacy, .jsonl; repeat): the wheel must hold none of its words"),
-):
-    """Package a trained pipeline with the de-identification components as a wheel."""
-    if data_kind not in ("synthetic", "gold"):
-        msg.fail(f"Unknown --data-kind {data_kind!r}: choose synthetic or gold", exits=1)
-    if mode not in ("redact", "mask", "pseudonymize"):
-        msg.fail(f"Unknown --mode {mode!r}: choose redact, mask or pseudonymize", exits=1)
-    if build not in ("wheel", "none"):
-        msg.fail(f"Unknown --build {build!r}: choose wheel or none", exits=1)
-    if not name.isidentifier() or not name.startswith(f"{lang}_"):
-        msg.fail(f"--name {name!r} must be a Python identifier starting with '{lang}_' (e.g. {lang}_deid_synth)", exits=1)
-    if build == "wheel" and not training_text:
-        msg.fail("--training-text is required to build a wheel: the training DocBins (.spacy) or notes (.jsonl) "
-                 "the wheel is checked against", exits=1)
-    try:
-        result = package_pipeline(model, output_dir, name, version, lang, scores, gold_scores, data_kind, training_data,
-                                  corpus_report, base_model_licence, data_licence, licence, mode, build=build,
-                                  rules=rules, training_text=training_text)
-    except LeakingWheel as e:
-        msg.fail(f"Wheel not clean: {e}", exits=1)
-    msg.good(f"Packaged {model} → {result}")
-    print(result)
-
-
-if __name__ == "__main__":
-    typer.run(main)

@@ -1,6 +1,6 @@
 """Prune a saved pipeline's string store to the strings the pipeline needs.
 
-    python -m deid_synthesis.prune_strings training/meddocan/ner_cpu/model-best [more pipelines]
+    python -m scripts.prune_strings training/meddocan/ner_cpu/model-best [more pipelines]
 
 `spacy train` saves every string the pipeline ever met: each token of the training text,
 its lower-case form, prefix, suffix and shape, in `vocab/strings.json`. The models need none
@@ -9,7 +9,7 @@ being processed, and every lexeme processing creates adds its own strings again.
 pipeline needs are the strings loading it adds back (the NER labels from `ner/moves`,
 settings of the components, tokenizer special cases), so the pruned store is exactly that:
 the pipeline is loaded with an empty `strings.json` and the strings it then holds are
-written back. Nothing else of a saved pipeline holds text (checked by scripts/wheel_check.py):
+written back. Nothing else of a saved pipeline holds text (checked by deid_synthesis.wheel_check):
 `ner/moves` is saved without its strings, `vocab/lookups.bin` keys by hash, and the vectors'
 keys are hashes.
 """
@@ -22,12 +22,14 @@ from typing import Dict, List
 
 import spacy
 import srsly
-import typer
-from wasabi import msg
 
 
 def strings_path(model: Path) -> Path:
-    """The string store of a saved pipeline; a clear error for a folder that is not one."""
+    """The string store of a saved pipeline; a clear error for a folder that is not one.
+
+    model (Path): a saved pipeline.
+    RETURNS (Path): its vocab/strings.json. Raises FileNotFoundError naming the folder.
+    """
     path = Path(model) / "vocab" / "strings.json"
     if not path.is_file():
         raise FileNotFoundError(f"{model}: no vocab/strings.json (not a saved spaCy pipeline)")
@@ -39,7 +41,11 @@ def needed_strings(model: Path) -> List[str]:
 
     The load runs on a view of MODEL (links to its files, a `vocab/strings.json` of `[]`), so
     nothing is copied, not even a transformer's weights. Custom factories and tokenizers must
-    be registered by the caller, as for any `spacy.load`."""
+    be registered by the caller, as for any `spacy.load`.
+
+    model (Path): a saved pipeline.
+    RETURNS (List[str]): the strings, sorted.
+    """
     model = Path(model).resolve()
     strings_path(model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,23 +65,13 @@ def needed_strings(model: Path) -> List[str]:
 
 def prune_strings(model: Path) -> Dict[str, int]:
     """Rewrite MODEL's `vocab/strings.json` with only the strings loading it needs.
-    Returns the counts before and after (for logs: never the strings themselves)."""
+
+    model (Path): a saved pipeline.
+    RETURNS (Dict[str, int]): the counts before and after (for logs: never the strings themselves).
+    """
     path = strings_path(model)
     before = len(srsly.read_json(path))
     kept = needed_strings(model)
     srsly.write_json(path, kept)
     return {"before": before, "after": len(kept)}
 
-
-def main(models: List[Path] = typer.Argument(..., exists=True, file_okay=False, help="Saved pipelines (model-best, model-last)")):
-    """Prune the string store of saved pipelines to what they need (labels, settings)."""
-    from clinical_deid.deidentify import ensure_registered
-
-    ensure_registered()
-    for model in models:
-        counts = prune_strings(model)
-        msg.good(f"{model}: {counts['before']} strings -> {counts['after']}")
-
-
-if __name__ == "__main__":
-    typer.run(main)

@@ -1,6 +1,6 @@
 """Check that a built wheel holds no word of the text its model learned from.
 
-    python -m deid_synthesis.wheel_check packages/es_deid_synth-0.1.0/dist/es_deid_synth-0.1.0-py3-none-any.whl \\
+    python -m scripts.wheel_check packages/es_deid_synth-0.1.0/dist/es_deid_synth-0.1.0-py3-none-any.whl \\
         corpus/meddocan/train.spacy corpus/meddocan/dev.spacy synthetic/meddocan/v100-long/samples.jsonl
 
 Reads every file of the wheel (a zip) and collects its words: runs of letters and digits
@@ -19,7 +19,7 @@ The wheel ships no project code (the runtime is its `clinical-deid` requirement)
 file counts.
 A training word found in the wheel is a finding unless it is in the allow-list, which holds
 only what the wheel may say whatever the training text (see `allowed_words`): the package
-templates (scripts/package_pipeline.py) and training configs, spaCy's package template, the
+templates (deid_synthesis.package_pipeline), the training and product configs, spaCy's package template, the
 files of a blank pipeline of the language and of an untrained pipeline of the project's
 config (serialization keys, layer names), the project's components' names, default settings
 and rule names, the NER labels, the numbers the meta reports (as README.md renders them),
@@ -40,18 +40,19 @@ from typing import Any, Dict, Iterable, Iterator, List, Set
 
 import spacy
 import srsly
-import typer
-from spacy.tokens import DocBin
 from thinc.api import Config
 from wasabi import msg
+
+from clinical_deid.io import read_docbin, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]  # the project folder (src/deid_synthesis/ is two below)
 MIN_LENGTH = 4
 WORD = re.compile(r"[^\W_]+")
 # Files whose words the wheel may hold anywhere: the templates package_pipeline writes the
-# meta and README from, and the training configs. (The wheel ships no code of the project:
-# the runtime is the clinical-deid requirement, so every file of the wheel is checked.)
-PROJECT_TEXT = ["src/deid_synthesis/package_pipeline.py", "configs/ner_cpu.cfg", "configs/ner_trf.cfg"]
+# meta and README from, the training configs and the products' configs. (The wheel ships no
+# code of the project: the runtime is the clinical-deid requirement, so every file is checked.)
+PROJECT_TEXT = ["src/deid_synthesis/package_pipeline.py", "configs/ner_cpu.cfg", "configs/ner_trf.cfg",
+                "configs/deid_es.cfg", "configs/deid_sv.cfg"]
 # The project's components, whose default settings (and label names) the config holds.
 PROJECT_FACTORIES = ["deid_rules", "deid_transform"]
 # Words of the wheel format itself (METADATA, WHEEL, entry_points.txt, top_level.txt), as
@@ -158,24 +159,19 @@ def wheel_words(wheel: Path) -> Dict[str, Set[str]]:
 
 
 def training_texts(path: Path) -> Iterator[str]:
-    """The texts of a DocBin (.spacy) or of a JSONL file's `text` fields."""
+    """The texts of a DocBin (.spacy) or of a JSONL file's `text` fields.
+
+    path (Path): the training text.
+    RETURNS (Iterator[str]): its texts. Raises DataError (a ValueError) naming the file and line,
+        never the text, for an unreadable file or line.
+    """
     path = Path(path)
     if path.suffix == ".spacy":
-        vocab = spacy.blank("xx").vocab
-        for doc in DocBin().from_disk(path).get_docs(vocab):
+        for doc in read_docbin(path):
             yield doc.text
     elif path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as lines:
-            for line_no, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    raise ValueError(f"{path}: line {line_no} is not JSON") from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise ValueError(f"{path}: line {line_no} has no 'text' string")
-                yield row["text"]
+        for _where, _line, record in read_jsonl(path):
+            yield record["text"]
     else:
         raise ValueError(f"{path}: training text must be a .spacy DocBin or a .jsonl file")
 
@@ -230,13 +226,11 @@ def factory_words() -> Set[str]:
 
     from spacy.language import Language
 
-    from clinical_deid.deidentify import ensure_registered
-
-    ensure_registered()
     found = set()
     for name in PROJECT_FACTORIES:
+        factory = spacy.registry.factories.get(name)  # through the runtime's entry point: registers it
         found |= words(name) | words(json.dumps(Language.get_factory_meta(name).default_config))
-        module = inspect.getmodule(spacy.registry.factories.get(name))
+        module = inspect.getmodule(factory)
         for constant in ("RULES", "PRESETS"):
             found |= words(json.dumps(getattr(module, constant, None)))
     return found
@@ -249,9 +243,6 @@ def reference_words(lang: str, pipeline: List[str]) -> Set[str]:
     warning) when it cannot be built here (a transformer offline): the check is then stricter."""
     from spacy import util
 
-    from clinical_deid.deidentify import ensure_registered, prepare_pipeline
-
-    ensure_registered()  # the project's tokenizer, which the config names
     config_path = ROOT / "configs" / ("ner_trf.cfg" if "transformer" in pipeline else "ner_cpu.cfg")
     try:
         nlp = util.load_model_from_config(util.load_config(config_path, overrides={"nlp.lang": lang}), auto_fill=True)
@@ -261,7 +252,8 @@ def reference_words(lang: str, pipeline: List[str]) -> Set[str]:
             except (AttributeError, NotImplementedError):  # tok2vec, transformer
                 pass
         nlp.initialize()
-        prepare_pipeline(nlp)
+        for name in PROJECT_FACTORIES:  # as the product configs add them (configs/deid_<lang>.cfg)
+            nlp.add_pipe(name)
         with tempfile.TemporaryDirectory() as tmp:
             nlp.to_disk(tmp)
             return set().union(*(words(s) for p in Path(tmp).rglob("*") if p.is_file()
@@ -327,21 +319,3 @@ def report(result: Dict[str, Any], wheel: Path, show_words: bool = False) -> boo
         print("  words: " + " ".join(result["words"]))
     return False
 
-
-def main(
-    wheel: Path = typer.Argument(..., exists=True, dir_okay=False, help="Built wheel (.whl)"),
-    training: List[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Training text: .spacy DocBins, .jsonl notes"),
-    allow_text: List[str] = typer.Option([], "--allow-text", help="Text the packager was given (name, description, licences): its words are allowed"),
-    show_words: bool = typer.Option(False, "--show-words", help="Print the words found (private checks only: they may be PHI)"),
-):
-    """Fail (exit 1) when the wheel holds a training-text word outside the allow-list."""
-    try:
-        result = check_wheel(wheel, training, allow_text)
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        msg.fail(f"{wheel}: {type(e).__name__}: {e}", exits=1)
-    if not report(result, wheel, show_words):
-        raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    typer.run(main)
