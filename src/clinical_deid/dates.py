@@ -61,7 +61,11 @@ def _full_year(text: str) -> int:
 
 
 def find_dates(text: str) -> List[Tuple[int, int, re.Match]]:
-    """Parsable dates in `text`: (start, end, match), sorted; invalid dates are left out."""
+    """Parsable dates in `text`: (start, end, match), sorted; invalid dates are left out.
+
+    text (str): A date entity's text.
+    RETURNS (List[Tuple[int, int, re.Match]]): (start, end, match) of each date.
+    """
     found: List[Tuple[int, int, re.Match]] = []
     taken: List[Tuple[int, int]] = []
     has_digit = any(c.isdigit() for c in text)
@@ -83,7 +87,11 @@ def find_dates(text: str) -> List[Tuple[int, int, re.Match]]:
 
 
 def date_fields(m: re.Match) -> Optional[Tuple[Optional[int], Optional[int], Optional[int]]]:
-    """(day, month, year) of a match of find_dates, None where absent; None if no real date."""
+    """(day, month, year) of a match of find_dates, None where absent; None if no real date.
+
+    m (re.Match): A match of find_dates.
+    RETURNS (Optional[Tuple]): (day, month, year), or None if it is no real date.
+    """
     groups = m.groupdict()
     day = int(groups["d"]) if groups.get("d") else None
     year = _full_year(groups["y"]) if groups.get("y") else None
@@ -123,7 +131,12 @@ def _date_ref(m: re.Match) -> Tuple[date, Optional[timedelta]]:
 
 def shifted_or_none(m: re.Match, shift: timedelta, lang: str) -> Optional[str]:
     """shift_match, or None where the moved date leaves the calendar (31/12/9999 moved
-    forward): that date is redacted (see DeidTransform), the others still move."""
+    forward): that date is redacted (see DeidTransform), the others still move.
+
+    m (re.Match): A match of find_dates. shift (timedelta): The document's offset.
+    lang (str): The language the month names are written in.
+    RETURNS (Optional[str]): The moved date as written, or None.
+    """
     try:
         return shift_match(m, shift, lang)
     except (OverflowError, ValueError):
@@ -131,7 +144,12 @@ def shifted_or_none(m: re.Match, shift: timedelta, lang: str) -> Optional[str]:
 
 
 def shift_match(m: re.Match, shift: timedelta, lang: str) -> str:
-    """The date of `m` moved by `shift`, written the way the original was written."""
+    """The date of `m` moved by `shift`, written the way the original was written.
+
+    m (re.Match): A match of find_dates. shift (timedelta): The document's offset.
+    lang (str): The language the month names are written in.
+    RETURNS (str): The moved date; OverflowError or ValueError if it leaves the calendar.
+    """
     ref, step = _date_ref(m)
     text = _render_date(m, ref + shift, lang)
     if text == m.group() and step is not None:

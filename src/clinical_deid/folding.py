@@ -31,14 +31,23 @@ def fold_char(ch: str) -> str:
 
 def fold(text: str) -> str:
     """`text` folded character by character (see fold_char): "GARCÍA", "garcia" and an
-    NFD "García" all fold to "garcia"."""
+    NFD "García" all fold to "garcia".
+
+    text (str): Any text.
+    RETURNS (str): Its folded form (may be longer or shorter).
+    """
     return "".join(fold_char(c) for c in text)
 
 
 def glued(left: str, right: str, one_char: bool = False) -> bool:
     """Whether two adjacent characters are inside one word: both digits, or both letters except
     a lower-case one before an upper-case one ("MartínezNºCol" is two words there). Around a
-    one-character needle, any two letters or digits are glued ("H" is in neither "pH" nor "H1N1")."""
+    one-character needle, any two letters or digits are glued ("H" is in neither "pH" nor "H1N1").
+
+    left (str): The character before ("" at the start). right (str): The one after.
+    one_char (bool): Whether the needle is one character.
+    RETURNS (bool): Whether the two are inside one word.
+    """
     if not left or not right:
         return False
     if one_char:
@@ -82,7 +91,11 @@ class FoldedText:
 
     def find(self, needle: str, word: bool = True) -> List[Tuple[int, int]]:
         """Original (start, end) of every (overlapping) occurrence of `needle` folded; with
-        `word`, only those not glued to the word or number around them (see `glued`)."""
+        `word`, only those not glued to the word or number around them (see `glued`).
+
+        needle (str): What to find. word (bool): Only whole-word occurrences.
+        RETURNS (List[Tuple[int, int]]): Original offsets of each occurrence.
+        """
         key = fold(needle)
         found: List[Tuple[int, int]] = []
         if not key:
@@ -101,12 +114,20 @@ class FoldedText:
 
 @functools.lru_cache(maxsize=16)
 def folded_text(text: str) -> FoldedText:
-    """FoldedText of `text`, cached (the same output is searched for many strings)."""
+    """FoldedText of `text`, cached (the same output is searched for many strings).
+
+    text (str): Any text.
+    RETURNS (FoldedText): Its folded copy with the offset map.
+    """
     return FoldedText(text)
 
 
 def holds_word(haystack: str, needle: str) -> bool:
-    """Whether `needle` occurs in `haystack` as a word, in any case or accent form."""
+    """Whether `needle` occurs in `haystack` as a word, in any case or accent form.
+
+    haystack (str): Where to look. needle (str): What to look for.
+    RETURNS (bool): Whether `needle` is a word of `haystack`.
+    """
     key = fold(needle)
     return bool(key) and key in fold(haystack) and bool(folded_text(haystack).find(needle))
 
@@ -114,7 +135,11 @@ def holds_word(haystack: str, needle: str) -> bool:
 def word_runs(text: str, max_chars: int = 80) -> Iterator[str]:
     """Every substring of `text` that starts at the start of a word and ends at the end of
     one (whitespace runs as one space): "ana garcía, 45" gives "ana", "ana garcía",
-    "ana garcía, 45", "garcía", ..."""
+    "ana garcía, 45", "garcía", ...
+
+    text (str): Any text. max_chars (int): The longest run yielded.
+    YIELDS (str): Each run of whole words.
+    """
     text = " ".join(text.split())
     starts = [m.start() for m in _WORD_START.finditer(text)]
     ends = [m.end() for m in _WORD_END.finditer(text)]
@@ -137,7 +162,11 @@ class FoldedStrings(frozenset):
 
 def match_case(original: str, new: str) -> str:
     """`new` in the case of `original`: upper case (if longer than one character), lower
-    case, or as it is."""
+    case, or as it is.
+
+    original (str): The original. new (str): Its replacement.
+    RETURNS (str): `new` in the case of `original`.
+    """
     if len(original) > 1 and original.isupper():
         return new.upper()
     if original.islower():

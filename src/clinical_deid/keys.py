@@ -59,7 +59,11 @@ def check_key(key: bytes, where: str) -> bytes:
 def load_key(key_file: Optional[Path] = None, env_var: str = KEY_ENV_VAR) -> Optional[bytes]:
     """The surrogate key, from `key_file` if given, else from the environment variable
     `env_var`; hex digits or raw bytes, at least 16 bytes. None if neither is given.
-    ValueError naming the file or variable (never the key) if unreadable or too short."""
+    ValueError naming the file or variable (never the key) if unreadable or too short.
+
+    key_file (Optional[Path]): A file holding the key. env_var (str): The variable to read otherwise.
+    RETURNS (Optional[bytes]): The key, or None.
+    """
     if key_file is not None:
         try:
             raw = Path(key_file).read_bytes()
@@ -73,6 +77,10 @@ def load_key(key_file: Optional[Path] = None, env_var: str = KEY_ENV_VAR) -> Opt
 
 
 def document_seed(seed: int, text: str) -> int:
-    """Seed of a document's draws: depends on the component's seed and the text only."""
+    """Seed of a document's draws: depends on the component's seed and the text only.
+
+    seed (int): The component's seed. text (str): The document's text.
+    RETURNS (int): The seed of the document's random stream.
+    """
     digest = hashlib.blake2b(text.encode("utf8", "surrogatepass"), digest_size=8, key=str(seed).encode("utf8"))
     return int.from_bytes(digest.digest(), "little")

@@ -65,7 +65,11 @@ LANG_PRESETS = {"es": "meddocan", "sv": "stockholm_epr"}
 
 
 def is_valid_dni(text: str) -> bool:
-    """"12345678Z", "12.345.678-Z", "X1234567L" (NIE) with the right check letter."""
+    """"12345678Z", "12.345.678-Z", "X1234567L" (NIE) with the right check letter.
+
+    text (str): A candidate DNI or NIE.
+    RETURNS (bool): Whether its format and check letter are right.
+    """
     compact = re.sub(r"[\s.-]", "", text).upper()
     m = re.fullmatch(r"([XYZ]\d{7}|\d{8})([A-Z])", compact)
     if not m:
@@ -76,7 +80,11 @@ def is_valid_dni(text: str) -> bool:
 
 
 def is_valid_personnummer(text: str) -> bool:
-    """(CC)YYMMDD[-+]NNNC with a real date (day + 60: samordningsnummer) and the Luhn digit."""
+    """(CC)YYMMDD[-+]NNNC with a real date (day + 60: samordningsnummer) and the Luhn digit.
+
+    text (str): A candidate personnummer.
+    RETURNS (bool): Whether its date and Luhn digit are right.
+    """
     m = re.fullmatch(r"(\d{2})?(\d{2})(\d{2})(\d{2})[-+ ]?(\d{3})(\d)", text.strip())
     if not m:
         return False
@@ -196,6 +204,10 @@ def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES,
 
     Overlaps between rules go to the longer match; on a tie to the rule listed first in RULES
     (a personnummer or a DNI before a phone number).
+
+    text (str): A note. rules (Sequence[str]): Which of RULES to run.
+    validate (bool): Check DNI/NIE letters and personnummer dates and digits.
+    RETURNS (List[Tuple[int, int, str]]): (start, end, rule) of each match.
     """
     found: List[Tuple[int, int, str]] = []
     enabled = set(rules)
@@ -250,7 +262,12 @@ def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES,
 
 
 def merge_spans(ner: Sequence[Span], rules: Sequence[Span], policy: str) -> List[Span]:
-    """The entities of a document from the model's and the rules' spans, without overlaps."""
+    """The entities of a document from the model's and the rules' spans, without overlaps.
+
+    ner (Sequence[Span]): The model's entities. rules (Sequence[Span]): The rules' matches.
+    policy (str): ner | longest | rules (see the module docstring).
+    RETURNS (List[Span]): The merged entities, sorted.
+    """
     if policy == "longest":
         # filter_spans keeps the longest span; on a tie the first listed (the model's).
         return filter_spans(list(ner) + list(rules))

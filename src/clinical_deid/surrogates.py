@@ -141,7 +141,11 @@ class Surrogates:
 
     def leaks(self, value: str) -> bool:
         """Whether `value` holds one of the document's originals (see __init__), or one of
-        `avoid_strings`, as a word or run of words."""
+        `avoid_strings`, as a word or run of words.
+
+        value (str): A drawn surrogate.
+        RETURNS (bool): Whether it holds an original or a string to avoid.
+        """
         folded = fold(value)
         if folded == self._avoid or (self._avoid_re and self._avoid_re.search(folded)):
             return True

@@ -124,7 +124,10 @@ class DeidTransform:
         same real value gets the same surrogate in every note of a run, and the date shift
         and age delta are drawn per `doc._.deid_group` (per note when it is None). The key
         stays in memory: not in the config, to_disk, meta, repr or any message; it is
-        pickled with the component (spaCy's n_process > 1 under the spawn start method)."""
+        pickled with the component (spaCy's n_process > 1 under the spawn start method).
+
+        key (Optional[bytes]): At least 16 random bytes (ValueError otherwise), or None.
+        """
         if key is None:
             self._key = None
             return
@@ -142,6 +145,7 @@ class DeidTransform:
 
     @property
     def mode(self) -> str:
+        """RETURNS (str): redact | mask | pseudonymize (settable)."""
         return self._mode
 
     @mode.setter
@@ -151,11 +155,18 @@ class DeidTransform:
         self._mode = value
 
     def kind(self, label: str) -> str:
+        """label (str): An entity label.
+        RETURNS (str): Its surrogate kind (the label map's, else default_kind).
+        """
         return self.label_map.get(label, self.default_kind)
 
     def kind_of(self, ent: Union[Span, Mention]) -> str:
         """An entity's kind: its label's, with "relative" settled on its text (kinship words
-        only: "redact"; else a name)."""
+        only: "redact"; else a name).
+
+        ent (Union[Span, Mention]): An entity or mention.
+        RETURNS (str): Its surrogate kind.
+        """
         kind = self.kind(ent.label_)
         if kind == "relative":
             words = [w.casefold() for w in WORD.findall(ent.text)]
