@@ -32,7 +32,7 @@ def main(
     mode: str = typer.Option("pseudonymize", help="Default mode of deid_transform: redact, mask or pseudonymize"),
     build: str = typer.Option("wheel", help="wheel, or none (package folder only)"),
     rules: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="JSON list of the deid_rules rules to run (rules-effect's output); default: the config's"),
-    training_text: List[Path] = typer.Option([], "--training-text", exists=True, dir_okay=False, help="Text MODEL learned from (.spacy, .jsonl; repeat): the wheel must hold none of its words"),
+    training_text: List[Path] = typer.Option([], "--training-text", exists=True, dir_okay=False, help="Text MODEL learned from (.spacy, .jsonl; repeat): the wheel must hold none of its terms"),
     config: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Config the product is assembled from (default: configs/deid_<lang>.cfg)"),
 ):
     """Assemble a trained NER with the de-identification components and package it as a wheel."""

@@ -18,7 +18,7 @@ from deid_synthesis.corpus.convert import convert
 from deid_synthesis.package_pipeline import (LeakingWheel, assemble_overrides, check_sources, corpus_sizes,
                                              package_pipeline)
 from deid_synthesis.train import timed_train
-from deid_synthesis.wheel_check import check_wheel, words
+from deid_synthesis.wheel_check import check_wheel, terms
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -261,8 +261,8 @@ def test_importing_the_runtime_imports_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def training_words_of(wheel: Path):
-    return set().union(*(words(text) for text, _ in NOTES[wheel.name[:2]]))
+def training_terms_of(wheel: Path):
+    return set().union(*(terms(text) for text, _ in NOTES[wheel.name[:2]]))
 
 
 @pytest.mark.parametrize("lang", sorted(NOTES))
@@ -270,11 +270,11 @@ def test_wheel_holds_no_training_word_outside_the_allow_list(wheels, lang):
     wheel = wheels[lang]
     result = check_wheel(wheel, [wheel.parents[3] / "train.spacy"])
     assert result["findings"] == 0
-    assert result["shared_words"] == (4 if lang == "es" else 0)  # HOSPITAL, Nombre, Edad, Correo: label words
+    assert result["shared_terms"] == (4 if lang == "es" else 0)  # HOSPITAL, Nombre, Edad, Correo: label words
     with zipfile.ZipFile(wheel) as z:
         strings = json.loads(z.read(f"{NAMES[lang]}/{NAMES[lang]}-0.1.0/vocab/strings.json"))
     labels = {label for _, spans in NOTES[lang] for *_, label in spans}
-    assert set(strings) >= labels - set(IDS) and not words(" ".join(strings)) & (training_words_of(wheel) - words(" ".join(labels)))
+    assert set(strings) >= labels - set(IDS) and not terms(" ".join(strings)) & (training_terms_of(wheel) - terms(" ".join(labels)))
 
 
 def with_file(wheel: Path, out: Path, name: str, data: bytes) -> Path:
@@ -296,17 +296,17 @@ def run_wheel_check(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def test_wheel_check_finds_training_words_and_names_files_not_words(wheels, tmp_path):
+def test_wheel_check_finds_training_terms_and_names_files_not_terms(wheels, tmp_path):
     wheel = wheels["es"]
     train = wheel.parents[3] / "train.spacy"
     strings_name = f"{NAMES['es']}/{NAMES['es']}-0.1.0/vocab/strings.json"
     leaky = with_file(wheel, tmp_path / wheel.name, strings_name,
                       json.dumps(["HOSPITAL", "Madrid", "lópez", "Remitido"]).encode())
     result = check_wheel(leaky, [train])
-    assert result["per_file"][strings_name] == 3 and {"lópez", "madrid", "remitido"} <= set(result["words"])
+    assert result["per_file"][strings_name] == 3 and {"lópez", "madrid", "remitido"} <= set(result["terms"])
     run = run_wheel_check(leaky, train)
-    assert run.exit_code == 1 and strings_name in run.output and "3 training-text words" in run.output
-    assert not {"madrid", "remitido", "lópez"} & words(run.output.casefold())  # counts and files, never words
+    assert run.exit_code == 1 and strings_name in run.output and "3 training-text terms" in run.output
+    assert not {"madrid", "remitido", "lópez"} & terms(run.output.casefold())  # counts and files, never terms
     shown = run_wheel_check(leaky, train, "--show-words")
     assert shown.exit_code == 1 and "madrid" in shown.output
     # In a weights file too (msgpack nested in msgpack), and in a file of a format it does not know.
@@ -325,7 +325,7 @@ def test_wheel_check_reads_jsonl_notes_and_fails_cleanly(wheels, tmp_path):
     wheel = wheels["es"]
     srsly.write_jsonl(tmp_path / "notes.jsonl", [{"id": "1", "text": "deid_rules deid_transform"}])
     result = check_wheel(wheel, [tmp_path / "notes.jsonl"])
-    assert result["training_words"] == 3 and result["shared_words"] == 3 and result["findings"] == 0
+    assert result["training_terms"] == 3 and result["shared_terms"] == 3 and result["findings"] == 0
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json Ana García\n', encoding="utf-8")
     run = run_wheel_check(wheel, tmp_path / "bad.jsonl")
     assert run.exit_code == 1 and "bad.jsonl:2:" in run.output and "García" not in run.output
@@ -335,6 +335,6 @@ def test_a_leaking_wheel_fails_the_build_and_is_removed(tmp_path, monkeypatch):
     import deid_synthesis.package_pipeline as package_module
 
     monkeypatch.setattr(package_module, "prune_strings", lambda model: {})  # as before this check
-    with pytest.raises(LeakingWheel, match="training-text words"):
+    with pytest.raises(LeakingWheel, match="training-text terms"):
         build_wheel(tmp_path, "es")
     assert not list((tmp_path / "packages").rglob("*.whl"))

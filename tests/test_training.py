@@ -69,11 +69,11 @@ def test_transformer_config_with_a_local_encoder(tiny_corpus, tmp_path):
 
 # --- Saved pipelines hold no training-text strings, and pruning changes nothing they do ---
 
-def note_words(texts):
-    """Words of 4+ characters of texts, casefolded (as scripts/wheel_check.py counts them)."""
-    from deid_synthesis.wheel_check import words
+def note_terms(texts):
+    """Terms (runs of 4+ letters or digits) of texts, casefolded, as deid_synthesis.wheel_check reads them."""
+    from deid_synthesis.wheel_check import terms
 
-    return set().union(*(words(text) for text in texts))
+    return set().union(*(terms(text) for text in texts))
 
 
 def test_saved_pipelines_hold_only_the_strings_they_need(tiny_corpus, tmp_path):
@@ -84,7 +84,7 @@ def test_saved_pipelines_hold_only_the_strings_they_need(tiny_corpus, tmp_path):
         labels = {label for _, spans in NOTES for *_, label in spans}
         assert set(strings) == labels | {"ROOT"}  # the NER's labels, and the moves' root label
         assert counts[name]["after"] == len(strings) and counts[name]["before"] > 50
-        assert not note_words(strings) & (note_words(t for t, _ in NOTES) - note_words(labels))
+        assert not note_terms(strings) & (note_terms(t for t, _ in NOTES) - note_terms(labels))
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ The assembled pipeline's string store is pruned to what the pipeline needs
 (deid_synthesis.prune_strings: labels and settings, no word of the training text), and the
 built wheel is checked with deid_synthesis.wheel_check against the training text
 (`--training-text`: the gold and synthetic DocBins the model learned from): the build fails if
-any training-text word of 4+ characters outside the allow-list is in the wheel.
+any training-text term (a run of 4+ letters or digits) outside the allow-list is in the wheel.
 """
 from __future__ import annotations
 
@@ -225,12 +225,12 @@ def build_wheel(package_dir: Path) -> Path:
 
 
 class LeakingWheel(RuntimeError):
-    """A built wheel holds words of the training text (deid_synthesis.wheel_check)."""
+    """A built wheel holds terms of the training text (deid_synthesis.wheel_check)."""
 
 
 def package_texts(nlp) -> List[str]:
     """What the packager was told and wrote as settings (meta descriptions, licences, the
-    config's paths): the wheel check allows their words.
+    config's paths): the wheel check allows their terms.
 
     nlp (Language): the pipeline with its package meta.
     RETURNS (List[str]): the texts.
@@ -282,7 +282,7 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
     output_dir (Path): where the package folder goes (packages/).
     rules (Optional[Path]): a JSON list of the deid_rules rules to run (rules-effect's --rules-output).
     training_text (Optional[List[Path]]): the .spacy / .jsonl text MODEL learned from; the wheel is
-        checked against it (LeakingWheel if it holds any of its words outside the allow-list).
+        checked against it (LeakingWheel if it holds any of its terms outside the allow-list).
     config (Optional[Path]): the product's config; default configs/deid_<lang>.cfg.
     RETURNS (Path): the wheel (build="wheel") or the package folder (build="none").
     The other arguments describe the product in its meta (see build_meta and the CLI's help).
@@ -307,6 +307,6 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
         result = check_wheel(wheel, training_text, package_texts(nlp))
         if not report(result, wheel):
             wheel.unlink()  # no wheel to ship by mistake; --build none keeps the folder to inspect
-            raise LeakingWheel(f"{wheel}: {result['findings']} training-text words in "
+            raise LeakingWheel(f"{wheel}: {result['findings']} training-text terms in "
                                f"{len(result['per_file'])} files (python -m scripts.wheel_check)")
     return wheel

@@ -1,11 +1,12 @@
-"""Check that a built wheel holds no word of the text its model learned from.
+"""Check that a built wheel holds no term of the text its model learned from.
 
     python -m scripts.wheel_check packages/es_deid_synth-0.1.0/dist/es_deid_synth-0.1.0-py3-none-any.whl \\
         corpus/meddocan/train.spacy corpus/meddocan/dev.spacy synthetic/meddocan/v100-long/samples.jsonl
 
-Reads every file of the wheel (a zip) and collects its words: runs of letters and digits
-(`_` splits, as in `es_deid_synth`), casefolded, of at least 4 characters. How a file is read
-depends on what it is, so that numbers and weights are not mistaken for words:
+Reads every file of the wheel (a zip) and collects its terms: runs of letters and digits
+(`_` splits, as in `es_deid_synth`), casefolded, of at least 4 characters. (Distinct strings,
+not the project's measure of words, `clinical_deid.tokenizer.count_words`.) How a file is read
+depends on what it is, so that numbers and weights are not mistaken for terms:
 
 - JSON (meta.json, strings.json, cfg) and msgpack (the tokenizer, the models' weights files):
   the strings only (keys and values, nested msgpack included); numbers and arrays of numbers
@@ -17,16 +18,16 @@ depends on what it is, so that numbers and weights are not mistaken for words:
 
 The wheel ships no project code (the runtime is its `clinical-deid` requirement), so every
 file counts.
-A training word found in the wheel is a finding unless it is in the allow-list, which holds
-only what the wheel may say whatever the training text (see `allowed_words`): the package
+A training-text term found in the wheel is a finding unless it is in the allow-list, which holds
+only what the wheel may say whatever the training text (see `allowed_terms`): the package
 templates (deid_synthesis.package_pipeline), the training and product configs, spaCy's package template, the
 files of a blank pipeline of the language and of an untrained pipeline of the project's
 config (serialization keys, layer names), the project's components' names, default settings
 and rule names, the NER labels, the numbers the meta reports (as README.md renders them),
-standard wheel-metadata words and the texts the packager was given (`--allow-text`: name,
+standard wheel-metadata terms and the texts the packager was given (`--allow-text`: name,
 description, licences, the config's paths). The training text is read from DocBins
 (.spacy) and JSONL (.jsonl, the `text` field). Output: counts and file names, never the
-words (`--show-words` prints them: for a private check only). Exit 1 on any finding.
+terms (`--show-words` prints them: for a private check only). Exit 1 on any finding.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ from clinical_deid.io import read_docbin, read_jsonl
 ROOT = Path(__file__).resolve().parents[2]  # the project folder (src/deid_synthesis/ is two below)
 MIN_LENGTH = 4
 WORD = re.compile(r"[^\W_]+")
-# Files whose words the wheel may hold anywhere: the templates package_pipeline writes the
+# Files whose terms the wheel may hold anywhere: the templates package_pipeline writes the
 # meta and README from, the training configs and the products' configs. (The wheel ships no
 # code of the project: the runtime is the clinical-deid requirement, so every file is checked.)
 PROJECT_TEXT = ["src/deid_synthesis/package_pipeline.py", "configs/ner_cpu.cfg", "configs/ner_trf.cfg",
@@ -63,8 +64,8 @@ Wheel-Version Generator bdist_wheel setuptools Root-Is-Purelib true false Tag py
 spacy_models console_scripts text markdown plain UNKNOWN"""
 
 
-def words(text: str) -> Set[str]:
-    """The casefolded words of MIN_LENGTH or more characters of a text."""
+def terms(text: str) -> Set[str]:
+    """The casefolded terms (runs of letters and digits) of MIN_LENGTH or more characters of a text."""
     return {w for w in (m.group().casefold() for m in WORD.finditer(text)) if len(w) >= MIN_LENGTH}
 
 
@@ -145,8 +146,8 @@ def file_strings(name: str, data: bytes) -> Iterator[str]:
         yield from blob_strings(data)
 
 
-def wheel_words(wheel: Path) -> Dict[str, Set[str]]:
-    """The words of each file of a wheel (file name -> words)."""
+def wheel_terms(wheel: Path) -> Dict[str, Set[str]]:
+    """The terms of each file of a wheel (file name -> terms)."""
     found: Dict[str, Set[str]] = {}
     with zipfile.ZipFile(wheel) as z:
         for name in z.namelist():
@@ -154,7 +155,7 @@ def wheel_words(wheel: Path) -> Dict[str, Set[str]]:
                 continue
             data = z.read(name)
             strings = file_strings(name, data)
-            found[name] = set().union(*(words(s) for s in strings))
+            found[name] = set().union(*(terms(s) for s in strings))
     return found
 
 
@@ -176,16 +177,16 @@ def training_texts(path: Path) -> Iterator[str]:
         raise ValueError(f"{path}: training text must be a .spacy DocBin or a .jsonl file")
 
 
-def training_words(paths: Iterable[Path]) -> Set[str]:
-    """The words of MIN_LENGTH or more characters of the training texts."""
+def training_terms(paths: Iterable[Path]) -> Set[str]:
+    """The terms of MIN_LENGTH or more characters of the training texts."""
     found: Set[str] = set()
     for path in paths:
         for text in training_texts(path):
-            found |= words(text)
+            found |= terms(text)
     return found
 
 
-def meta_number_words(meta: Dict[str, Any]) -> Set[str]:
+def meta_number_terms(meta: Dict[str, Any]) -> Set[str]:
     """The numbers of a meta as the package renders them (meta.json, spaCy's README table
     with scores x 100, package_pipeline's notes with 4 decimals): measurements, not text."""
     rendered: List[str] = []
@@ -203,24 +204,24 @@ def meta_number_words(meta: Dict[str, Any]) -> Set[str]:
                 walk(item)
 
     walk(meta)
-    return words(" ".join(rendered))
+    return terms(" ".join(rendered))
 
 
-def blank_pipeline_words(lang: str) -> Set[str]:
-    """The words of the files of a blank pipeline of LANG as spaCy saves it (spaCy's language
+def blank_pipeline_terms(lang: str) -> Set[str]:
+    """The terms of the files of a blank pipeline of LANG as spaCy saves it (spaCy's language
     data and serialization keys), and of spaCy's package template."""
     import importlib
 
     spacy_package = importlib.import_module("spacy.cli.package")
     with tempfile.TemporaryDirectory() as tmp:
         spacy.blank(lang).to_disk(tmp)
-        found = set().union(*(words(s) for p in Path(tmp).rglob("*") if p.is_file()
+        found = set().union(*(terms(s) for p in Path(tmp).rglob("*") if p.is_file()
                               for s in file_strings(p.relative_to(tmp).as_posix(), p.read_bytes())))
-    return found | words(Path(spacy_package.__file__).read_text(encoding="utf-8"))
+    return found | terms(Path(spacy_package.__file__).read_text(encoding="utf-8"))
 
 
-def factory_words() -> Set[str]:
-    """The words of the project's components: names, default settings, and the rule names
+def factory_terms() -> Set[str]:
+    """The terms of the project's components: names, default settings, and the rule names
     and label presets deid_rules may be configured with."""
     import inspect
 
@@ -229,15 +230,15 @@ def factory_words() -> Set[str]:
     found = set()
     for name in PROJECT_FACTORIES:
         factory = spacy.registry.factories.get(name)  # through the runtime's entry point: registers it
-        found |= words(name) | words(json.dumps(Language.get_factory_meta(name).default_config))
+        found |= terms(name) | terms(json.dumps(Language.get_factory_meta(name).default_config))
         module = inspect.getmodule(factory)
         for constant in ("RULES", "PRESETS"):
-            found |= words(json.dumps(getattr(module, constant, None)))
+            found |= terms(json.dumps(getattr(module, constant, None)))
     return found
 
 
-def reference_words(lang: str, pipeline: List[str]) -> Set[str]:
-    """The words of a fresh, untrained pipeline of the project's config (configs/ner_trf.cfg
+def reference_terms(lang: str, pipeline: List[str]) -> Set[str]:
+    """The terms of a fresh, untrained pipeline of the project's config (configs/ner_trf.cfg
     when PIPELINE has a transformer, else ner_cpu.cfg) in LANG, with one placeholder label and
     the de-identification components: serialization keys, layer names, settings. Empty (and a
     warning) when it cannot be built here (a transformer offline): the check is then stricter."""
@@ -256,7 +257,7 @@ def reference_words(lang: str, pipeline: List[str]) -> Set[str]:
             nlp.add_pipe(name)
         with tempfile.TemporaryDirectory() as tmp:
             nlp.to_disk(tmp)
-            return set().union(*(words(s) for p in Path(tmp).rglob("*") if p.is_file()
+            return set().union(*(terms(s) for p in Path(tmp).rglob("*") if p.is_file()
                                  for s in file_strings(p.relative_to(tmp).as_posix(), p.read_bytes())))
     except Exception as e:  # noqa: BLE001  (any failure: check without this part of the allow-list)
         msg.warn(f"No untrained reference pipeline from {config_path.name} ({type(e).__name__}): "
@@ -264,19 +265,19 @@ def reference_words(lang: str, pipeline: List[str]) -> Set[str]:
         return set()
 
 
-def allowed_words(meta: Dict[str, Any], allow_text: Iterable[str] = ()) -> Set[str]:
+def allowed_terms(meta: Dict[str, Any], allow_text: Iterable[str] = ()) -> Set[str]:
     """The allow-list of a wheel whose meta.json is META (see the module doc)."""
     lang = meta.get("lang", "xx")
-    allowed = (words(WHEEL_FORMAT) | blank_pipeline_words(lang) | meta_number_words(meta) | factory_words()
-               | reference_words(lang, meta.get("pipeline", [])))
+    allowed = (terms(WHEEL_FORMAT) | blank_pipeline_terms(lang) | meta_number_terms(meta) | factory_terms()
+               | reference_terms(lang, meta.get("pipeline", [])))
     for rel in PROJECT_TEXT:
-        allowed |= words((ROOT / rel).read_text(encoding="utf-8"))
+        allowed |= terms((ROOT / rel).read_text(encoding="utf-8"))
     for labels in (meta.get("labels") or {}).values():
-        allowed |= words(" ".join(str(label) for label in labels))
+        allowed |= terms(" ".join(str(label) for label in labels))
     for split in ((meta.get("training_data") or {}).get("sizes") or {}).values():  # the corpus's labels
-        allowed |= words(" ".join(map(str, (split.get("entities_per_label") or {}) if isinstance(split, dict) else ())))
+        allowed |= terms(" ".join(map(str, (split.get("entities_per_label") or {}) if isinstance(split, dict) else ())))
     for text in allow_text:
-        allowed |= words(text)
+        allowed |= terms(text)
     return allowed
 
 
@@ -290,32 +291,38 @@ def wheel_meta(wheel: Path) -> Dict[str, Any]:
 
 
 def check_wheel(wheel: Path, training: Iterable[Path], allow_text: Iterable[str] = ()) -> Dict[str, Any]:
-    """Training words found in the wheel outside the allow-list, per file.
-    Returns counts, and the words under `words` (for --show-words and tests only)."""
-    per_file = wheel_words(wheel)
-    train = training_words(training)
-    allowed = allowed_words(wheel_meta(wheel), allow_text)
+    """Training-text terms found in the wheel outside the allow-list, per file.
+
+    wheel (Path): the built wheel.
+    training (Iterable[Path]): the training text (.spacy DocBins, .jsonl notes).
+    allow_text (Iterable[str]): texts the packager was given; their terms are allowed.
+    RETURNS (Dict[str, Any]): counts of distinct terms, findings per file, and the terms found
+        under `terms` (for --show-words and tests only).
+    """
+    per_file = wheel_terms(wheel)
+    train = training_terms(training)
+    allowed = allowed_terms(wheel_meta(wheel), allow_text)
     found = {name: (ws & train) - allowed for name, ws in per_file.items()}
     found = {name: ws for name, ws in found.items() if ws}
     everything = set().union(*per_file.values())
-    return {"files": len(per_file), "wheel_words": len(everything), "training_words": len(train),
-            "shared_words": len(everything & train), "allowed_shared": len(everything & train & allowed),
+    return {"files": len(per_file), "wheel_terms": len(everything), "training_terms": len(train),
+            "shared_terms": len(everything & train), "allowed_shared": len(everything & train & allowed),
             "findings": len(set().union(*found.values())) if found else 0,
             "per_file": {name: len(ws) for name, ws in sorted(found.items())},
-            "words": sorted(set().union(*found.values())) if found else []}
+            "terms": sorted(set().union(*found.values())) if found else []}
 
 
 def report(result: Dict[str, Any], wheel: Path, show_words: bool = False) -> bool:
-    """Print counts and file names (never words unless asked); True when the wheel is clean."""
-    msg.info(f"{wheel.name}: {result['files']} files, {result['wheel_words']} words; training text: "
-             f"{result['training_words']} words; shared {result['shared_words']}, allow-listed {result['allowed_shared']}")
+    """Print counts and file names (never terms unless asked); True when the wheel is clean."""
+    msg.info(f"{wheel.name}: {result['files']} files, {result['wheel_terms']} distinct terms; training text: "
+             f"{result['training_terms']}; shared {result['shared_terms']}, allow-listed {result['allowed_shared']}")
     if not result["findings"]:
-        msg.good(f"{wheel.name}: no training-text word of {MIN_LENGTH}+ characters outside the allow-list")
+        msg.good(f"{wheel.name}: no training-text term of {MIN_LENGTH}+ characters outside the allow-list")
         return True
-    msg.fail(f"{wheel.name}: {result['findings']} training-text words outside the allow-list")
+    msg.fail(f"{wheel.name}: {result['findings']} training-text terms outside the allow-list")
     for name, count in result["per_file"].items():
         print(f"  {name}: {count}")
     if show_words:
-        print("  words: " + " ".join(result["words"]))
+        print("  terms: " + " ".join(result["terms"]))
     return False
 
