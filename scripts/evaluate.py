@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from wasabi import msg
 
-from clinical_deid.io import atomic_open
+from clinical_deid.io import write_text
 from deid_synthesis.cli_util import load_pipeline
 from deid_synthesis.evaluate import evaluate, to_markdown
 
@@ -38,12 +38,10 @@ def main(
     tables = to_markdown(scores)
     print(tables)
     if output is not None:
-        with atomic_open(output) as handle:
-            handle.write(json.dumps(scores, indent=2) + "\n")
+        write_text(output, json.dumps(scores, indent=2) + "\n")
         msg.good(f"Saved scores of {scores['n_docs']:,} documents → {output}")
     if markdown is not None:
-        with atomic_open(markdown) as handle:
-            handle.write(tables)
+        write_text(markdown, tables)
         msg.good(f"Saved tables → {markdown}")
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from wasabi import msg
 
-from clinical_deid.io import atomic_open, read_docbin
+from clinical_deid.io import read_docbin, write_text
 from clinical_deid.rules import POLICIES, RULES
 from deid_synthesis.cli_util import load_pipeline
 from deid_synthesis.rules_effect import predict, rules_effect, to_markdown
@@ -54,8 +54,7 @@ def main(
     for path, text in ((output, json.dumps(result, indent=2) + "\n"), (markdown, tables),
                        (rules_output, json.dumps(result["recommended"]) + "\n")):
         if path is not None:
-            with atomic_open(path) as handle:
-                handle.write(text)
+            write_text(path, text)
             msg.good(f"Saved → {path}")
 
 

@@ -1,10 +1,13 @@
 """Shared data of the privacy tests (tests/test_privacy.py, tests/test_privacy_prompts.py):
 gold notes with hand-counted PHI strings, synthetic notes with planted leaks, the dev split."""
+import pytest
 import srsly
 import typer
 from spacy.tokens import DocBin
 
+from deid_synthesis.corpus.convert import make_nlp
 from scripts.privacy import main
+from tests.deid_pipelines import doc_with_ents
 
 # 45 words, no punctuation inside: runs of it are easy to cut by word.
 REAL_LONG = ("la exploración física muestra abdomen blando y depresible doloroso a la palpación en fosa ilíaca "
@@ -15,16 +18,24 @@ REAL_LONG = ("la exploración física muestra abdomen blando y depresible doloro
 
 def gold_doc(nlp, text, spans, doc_id):
     """spans: (substring, label, which occurrence)."""
-    doc = nlp.make_doc(text)
-    ents = []
-    for sub, label, k in spans:
-        start = -1
-        for _ in range(k + 1):
-            start = text.index(sub, start + 1)
-        ents.append(doc.char_span(start, start + len(sub), label=label))
-    doc.ents = ents
+    doc = doc_with_ents(nlp, text, [(label, sub, k) for sub, label, k in spans])
     doc.user_data["id"] = doc_id
     return doc
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return make_nlp("es")
+
+
+@pytest.fixture(scope="module")
+def gold(nlp):
+    return gold_docs(nlp)
+
+
+@pytest.fixture()
+def files(gold, tmp_path):
+    return write_files(gold, tmp_path)
 
 
 def gold_docs(nlp):

@@ -9,26 +9,10 @@ import srsly
 from typer.testing import CliRunner
 
 from clinical_deid.io import DataError
-from deid_synthesis.corpus.convert import make_nlp
 from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.privacy import (PhiIndex, filter_synthetic, ngram_hashes, ngram_recall, phi_reproduction,
                                     privacy_report, words)
-from tests.privacy_data import SYNTH, cli, gold_doc, gold_docs, synth_rows, write_files
-
-
-@pytest.fixture(scope="module")
-def nlp():
-    return make_nlp("es")
-
-
-@pytest.fixture(scope="module")
-def gold(nlp):
-    return gold_docs(nlp)
-
-
-@pytest.fixture()
-def files(gold, tmp_path):
-    return write_files(gold, tmp_path)
+from tests.privacy_data import files, gold, nlp, SYNTH, cli, gold_doc, gold_docs, synth_rows, write_files  # noqa: F401  (fixtures)
 
 
 # --- n-gram recall ----------------------------------------------------------------------

@@ -10,24 +10,8 @@ import srsly
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from deid_synthesis.corpus.convert import make_nlp
 from deid_synthesis.privacy import find_own_phi, phi_word_runs, privacy_report, prompt_phi
-from tests.privacy_data import cli, dev_docs, dev_rows, gold_docs, write_files
-
-
-@pytest.fixture(scope="module")
-def nlp():
-    return make_nlp("es")
-
-
-@pytest.fixture(scope="module")
-def gold(nlp):
-    return gold_docs(nlp)
-
-
-@pytest.fixture()
-def files(gold, tmp_path):
-    return write_files(gold, tmp_path)
+from tests.privacy_data import files, gold, nlp, cli, dev_docs, dev_rows, gold_docs, write_files  # noqa: F401  (fixtures)
 
 
 @pytest.fixture()

@@ -103,6 +103,9 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; the file gets the mode `open` would give it
     try:
         yield tmp
         os.replace(tmp, path)
@@ -117,6 +120,13 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf-
     binary = "b" in mode
     with atomic_path(path) as tmp, tmp.open(mode, encoding=None if binary else encoding) as handle:
         yield handle
+
+
+def write_text(path: PathLike, text: str) -> Path:
+    """Write TEXT (UTF-8) to PATH atomically; returns PATH."""
+    with atomic_open(path) as handle:
+        handle.write(text)
+    return Path(path)
 
 
 def write_docbin(docs: Union[DocBin, List[Doc]], path: PathLike) -> Path:

@@ -74,12 +74,26 @@ def closure(modules: Set[str]) -> Set[str]:
     return seen
 
 
-def entry_point_modules() -> Set[str]:
-    """The runtime modules spaCy imports by entry point (pyproject.toml)."""
+def entry_point_modules(prefixes=("spacy_",)) -> Set[str]:
+    """The modules imported by entry point (pyproject.toml) in the groups starting with PREFIXES:
+    spaCy's (spacy_*), or spacy-llm's, which it names through thinc (thinc_llm_*)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     groups = project.get("entry-points", {})
-    return {target.split(":")[0] for group, entries in groups.items() if group.startswith("spacy_")
+    return {target.split(":")[0] for group, entries in groups.items() if group.startswith(tuple(prefixes))
             for target in entries.values()}
+
+
+def module_data(module: str) -> Set[str]:
+    """What a module reads from the project besides code: the JSON data files beside it (package
+    data such as lang/<lang>.json) and the configs its source names ("ner_cpu.cfg")."""
+    path = module_file(module)
+    found = {p.relative_to(ROOT).as_posix() for p in path.parent.glob("*.json")}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):  # string literals, not docs
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"(configs/)?[\w-]+\.cfg", node.value):
+            name = node.value.removeprefix("configs/")
+            if (ROOT / "configs" / name).is_file():
+                found.add(f"configs/{name}")
+    return found
 
 
 def used_files(command: Dict) -> Set[str]:
@@ -89,11 +103,29 @@ def used_files(command: Dict) -> Set[str]:
         for module in re.findall(r"python -m ((?:scripts|clinical_deid|deid_synthesis)(?:\.\w+)*)", line):
             modules.add(module)
         files.update(re.findall(r"configs/[\w.-]+\.cfg", line))
-    if any(PIPELINE_DEP.search(dep) for dep in command.get("deps", [])) or "spacy.load" in str(modules):
+    # A trained pipeline or a config names registered pieces: spaCy imports them by entry point.
+    if files or any(PIPELINE_DEP.search(dep) for dep in command.get("deps", [])):
         modules |= entry_point_modules()
+    if any("@llm_" in (ROOT / f).read_text(encoding="utf-8") for f in files):
+        modules |= entry_point_modules(("thinc_llm_",))
     for module in closure(modules):
         files.add(module_file(module).relative_to(ROOT).as_posix())
+        files |= module_data(module)
     return files
+
+
+def folded(paths: Set[str], root: Path = ROOT) -> List[str]:
+    """PATHS with each folder under src/ whose every module and data file is in PATHS written as
+    the folder (outermost first), so that deps stay short and still name every file."""
+    result = set(paths)
+    folders = sorted({p.parent for p in (root / "src").rglob("*.py")}, key=lambda f: len(f.parts), reverse=True)
+    for folder in folders:
+        files = {f.relative_to(root).as_posix() for f in folder.rglob("*") if f.suffix in (".py", ".json")
+                 and "__pycache__" not in f.parts}
+        inner = {p for p in result if p.startswith(folder.relative_to(root).as_posix() + "/")}
+        if files and all(covered(f, sorted(inner)) for f in files):
+            result = (result - inner) | {folder.relative_to(root).as_posix()}
+    return sorted(result)
 
 
 def covered(path: str, deps: List[str]) -> bool:
@@ -122,7 +154,7 @@ def write_deps(root: Path = ROOT) -> int:
     number of commands changed. The text is edited line by line, so the file keeps its layout."""
     path = root / "project.yml"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    uses = {c["name"]: sorted(used_files(c)) for c in commands(root)}
+    resolved = {c["name"]: c for c in commands(root)}
     out, name, changed, i = [], None, 0, 0
     while i < len(lines):
         line = lines[i]
@@ -131,13 +163,19 @@ def write_deps(root: Path = ROOT) -> int:
             name = match.group(1)
         out.append(line)
         i += 1
-        if line.strip() == "deps:" and name in uses:
+        if line.strip() == "deps:" and name in resolved:
             block = []
             while i < len(lines) and lines[i].startswith("      - "):
                 block.append(lines[i])
                 i += 1
-            kept = [b for b in block if not re.match(r'      - "(scripts|src|configs)/', b)]
-            new = kept + [f'      - "{p}"\n' for p in uses[name]]
+            # Entries with a variable ("configs/${vars.config}.cfg") and outside the project's
+            # code stay; the block's lines are the command's deps in order, so each kept line's
+            # resolved value says which used files it already covers.
+            keep = [("${" in b or not re.match(r'      - "(scripts|src|configs)/', b)) for b in block]
+            kept = [b for b, k in zip(block, keep) if k]
+            kept_values = [d for d, k in zip(resolved[name]["deps"], keep) if k]
+            uses = {p for p in used_files(resolved[name]) if not covered(p, kept_values)}
+            new = kept + [f'      - "{p}"\n' for p in folded(uses, root)]
             changed += new != block
             out.extend(new)
     path.write_text("".join(out), encoding="utf-8")
