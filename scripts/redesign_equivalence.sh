@@ -33,7 +33,7 @@ with open(sys.argv[4], "w", encoding="utf-8") as out:
         out.write(json.dumps({"id": f.name, "text": doc._.deidentified, "spans": doc._.deid_spans}, ensure_ascii=False) + "\n")'
 
 fresh_venv() {  # fresh_venv DIR PACKAGES...: a new virtual environment with PACKAGES from the index
-  python3 -m venv "$1" && "$1/bin/python" -m pip install -q --disable-pip-version-check "${@:2}"
+  python3 -m venv "$1" && "$1/bin/python" -m pip install -q --disable-pip-version-check setuptools wheel "${@:2}"
 }
 
 echo "== before: $BEFORE, wheel with copied code"

@@ -37,6 +37,7 @@ from spacy.cli.package import package
 from spacy.util import get_minor_version_range, load_config
 
 from deid_synthesis.prune_strings import prune_strings
+from deid_synthesis.markdown import table
 from deid_synthesis.wheel_check import check_wheel, report
 
 ROOT = Path(__file__).resolve().parents[2]  # the project folder (src/deid_synthesis/ is two below)
@@ -133,11 +134,10 @@ def readme_notes(performance: Dict[str, Any], with_gold: bool, data_kind: str) -
     """
     rows = [("Strict P", "ents_p"), ("Strict R", "ents_r"), ("Strict F1", "ents_f"), ("Token F1", "token_f"),
             ("Merged-span F1", "spans_merged_f"), ("Leak score (lower is better)", "leak_score")]
-    head = f"| Score | This model ({data_kind}) |" + (" Gold-trained |" if with_gold else "")
-    lines = ["### Scores on real test data", "", head, "|---|---|" + ("---|" if with_gold else "")]
-    for label, key in rows:
-        line = f"| {label} | {performance[key]:.4f} |"
-        lines.append(line + (f" {performance['gold_' + key]:.4f} |" if with_gold else ""))
+    header = ["Score", f"This model ({data_kind})"] + (["Gold-trained"] if with_gold else [])
+    body = [[label, f"{performance[key]:.4f}"] + ([f"{performance['gold_' + key]:.4f}"] if with_gold else [])
+            for label, key in rows]
+    lines = ["### Scores on real test data", "", table(header, body, ["l"] + ["r"] * (len(header) - 1)).rstrip("\n")]
     lines += ["", "Command line (installed with this package, from `clinical-deid`): "
               "`clinical-deid <package> INPUT OUTPUT [--mode redact|mask|pseudonymize]`."]
     return "\n".join(lines)

@@ -18,22 +18,19 @@ def ensure_registered() -> None:
 
 
 def prepare_pipeline(nlp: Language, mode: Optional[str] = None, rules: bool = True,
-                     seed: Optional[int] = None, rule_names: Optional[List[str]] = None) -> Language:
+                     seed: Optional[int] = None) -> Language:
     """Add deid_rules and deid_transform when the pipeline lacks them; set mode and seed.
 
     nlp (Language): the pipeline (changed in place).
     mode (Optional[str]): redact, mask or pseudonymize (None: the pipeline's, else pseudonymize).
     rules (bool): add deid_rules (or, when the pipeline has it, leave it enabled).
     seed (Optional[int]): the surrogates' seed (None: the pipeline's).
-    rule_names (Optional[List[str]]): the rules deid_rules runs (e.g. those rules_effect found to help).
     RETURNS (Language): `nlp`.
     """
     ensure_registered()
-    if rule_names is not None and "deid_rules" in nlp.pipe_names:
-        raise ValueError("the pipeline has deid_rules already: its rules are in its config ([components.deid_rules])")
     if "deid_transform" not in nlp.pipe_names:
         if rules and "deid_rules" not in nlp.pipe_names:
-            nlp.add_pipe("deid_rules", config={} if rule_names is None else {"rules": list(rule_names)})
+            nlp.add_pipe("deid_rules")
         config: Dict[str, Any] = {"mode": mode or "pseudonymize"}
         if seed is not None:
             config["seed"] = seed
