@@ -71,8 +71,8 @@ def print_splits(report: Dict) -> None:
 def print_filter(kept: Dict) -> None:
     reasons = f"{kept['dropped_phi']:,} for an identifying PHI string" if kept["drop_phi"] else "PHI not checked"
     if kept["max_shared_ngram"]:
-        reasons += (f", {kept['dropped_shared_run']:,} for a run of ≥ {kept['max_shared_ngram']} words shared "
-                    "with a real note")
+        reasons += (f", {kept['dropped_shared_run']:,} for a run of ≥ {kept['max_shared_ngram']} words "
+                    "(\\w+ runs, the n-grams' unit) shared with a real note")
     verb = "Dropped" if kept["output"] else "Would drop"
     msg.info(f"Filter: {verb} {kept['dropped']:,} of {kept['documents']:,} synthetic notes ({reasons})")
     if kept["output"]:
@@ -86,8 +86,8 @@ def print_report(report: Dict, show_strings: bool = False) -> None:
         adaptation = report["adaptation"]
         msg.info(f"Real side: {adaptation['measured_against']} (fraction {adaptation['fraction']}, "
                  f"seed {adaptation['seed']})")
-    msg.info(f"Real: {report['real_documents']:,} docs, {report['real_words']:,} words (\\w+ runs); synthetic: "
-             f"{report['synthetic_documents']:,} docs, {report['synthetic_words']:,} words (\\w+ runs)")
+    msg.info(f"Real: {report['real_documents']:,} docs, {report['real_words']:,} words; synthetic: "
+             f"{report['synthetic_documents']:,} docs, {report['synthetic_words']:,} words")
     msg.text(f"{ngram['n']}-gram recall (share of the real text's {ngram['real_ngrams']:,} distinct {ngram['n']}-grams "
              f"found in the synthetic text): {ngram['recall']:.3f}")
     msg.text(f"Copy rate (share of the synthetic text's {ngram['synthetic_ngrams']:,} distinct {ngram['n']}-grams "
@@ -103,7 +103,7 @@ def print_report(report: Dict, show_strings: bool = False) -> None:
 def prompts_main(
     synth_jsonl: Path = typer.Argument(..., help="Synthetic notes (the generator's JSONL, or a -pseudo run's)"),
     dev_path: Path = typer.Argument(..., help="Gold dev DocBin the prompts were taken from"),
-    prompt_words: int = typer.Option(3, "--prompt-words", help="Opening words checked in a sample without a prompt field"),
+    prompt_words: int = typer.Option(3, "--prompt-words", help="Opening words (whitespace-separated, as generate cuts prompts) checked in a sample without a prompt field"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the counts as JSON here"),
 ):
     """Count the prompts and sample openings holding a PHI string of their own dev note; exit 1 if any."""
@@ -125,7 +125,7 @@ def main(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the figures as JSON here"),
     n: int = typer.Option(5, "--n", help="n of the n-gram recall (the paper: 5)"),
     filter_output: Optional[Path] = typer.Option(None, "--filter-output", help="Write the notes that pass the filter here (JSONL)"),
-    max_shared_ngram: int = typer.Option(20, "--max-shared-ngram", help="Drop notes sharing a run of this many words with a real note (0: off)"),
+    max_shared_ngram: int = typer.Option(20, "--max-shared-ngram", help="Drop notes sharing a run of this many words (\\w+ runs, the n-grams' unit) with a real note (0: off)"),
     no_drop_phi: bool = typer.Option(False, "--no-drop-phi", help="Do not drop notes for reproducing a PHI string"),
     min_chars: int = typer.Option(3, "--min-chars", help="Ignore PHI strings shorter than this"),
     max_gold_docs: int = typer.Option(1, "--max-gold-docs", help="A PHI string is identifying when annotated in at most this many gold documents (0: all are)"),
@@ -134,7 +134,7 @@ def main(
     show_strings: bool = typer.Option(False, "--show-strings", help="Print and save the reproduced PHI strings (private!)"),
     adapter_manifest: Optional[Path] = typer.Option(None, "--adapter-manifest", help="The adapter's manifest.json (or folder): measure against the documents it was adapted on"),
     dev_path: Optional[Path] = typer.Option(None, "--dev", help="Gold dev DocBin (the prompts' split): count it too, and the prompts' own-note PHI"),
-    prompt_words: int = typer.Option(3, "--prompt-words", help="Opening words checked in a sample without a prompt field"),
+    prompt_words: int = typer.Option(3, "--prompt-words", help="Opening words (whitespace-separated, as generate cuts prompts) checked in a sample without a prompt field"),
 ):
     """N-gram recall, verbatim PHI reproduction and an optional filter of synthetic notes."""
     try:

@@ -13,11 +13,14 @@ import srsly
 import torch
 from spacy.tokens import DocBin
 
+from clinical_deid.tokenizer import count_words
+from deid_synthesis.corpus.convert import make_nlp
 from deid_synthesis.corpus.demo import generate_split
 from deid_synthesis.generation.adapt import adapt
 from deid_synthesis.generation.causal_lm import load_causal_lm
 from deid_synthesis.generation.decoding import nucleus_sample
-from deid_synthesis.generation.generate import DROPPED, SAMPLES, generate, samples_per_prompt
+from deid_synthesis.generation.generate import (DROPPED, SAMPLES, expected_words_per_sample, generate,
+                                                 samples_per_prompt)
 from deid_synthesis.generation.prompts import GenerateError, first_words, make_prompts
 from deid_synthesis.generation.sampler import BatchedSampler
 from deid_synthesis.generation.samples import degenerate_reason
@@ -139,12 +142,29 @@ def test_volume_sets_k():
         samples_per_prompt(0, 1000, 10, 10)
 
 
+def test_words_per_sample_from_the_gold_words():
+    class TwoTokensPerWord:
+        def __call__(self, text, add_special_tokens=False):
+            return type("Encoding", (), {"input_ids": [0, 0] * len(text.split())})()
+
+    # 12 tokens for 6 words: 2 tokens per word; a gold note holds 3 words on average.
+    texts, word_counts = ["a b", "c d e f"], [2, 4]
+    assert expected_words_per_sample(texts, word_counts, TwoTokensPerWord(), max_new_tokens=100) == 3
+    assert expected_words_per_sample(texts, word_counts, TwoTokensPerWord(), max_new_tokens=4) == 2
+
+
 def test_k_samples_per_prompt_with_provenance(corpus, tmp_path):
     report = run(corpus, tmp_path / "out")
     kept, dropped = (list(r) for r in rows(tmp_path / "out"))
     per_prompt = Counter(r["prompt_id"] for r in kept + dropped)
     assert len(per_prompt) == 6 and set(per_prompt.values()) == {3}
     assert report["kept"] == len(kept) and sum(report["dropped"].values()) == len(dropped) and report["complete"]
+    # Words are count_words on the clinical tokenizer, for the samples and the training split alike.
+    clinical = make_nlp("es")
+    assert report["words"] == sum(count_words(clinical(r["text"])) for r in kept)
+    train = DocBin().from_disk(corpus / "train.spacy").get_docs(clinical.vocab)
+    assert report["train_words"] == sum(count_words(clinical(doc.text)) for doc in train)
+    assert report["volume_reached"] == round(report["words"] / report["train_words"], 3)
     row = kept[0]
     assert row["text"].startswith(row["prompt"]) and 1 <= len(row["prompt"].split()) <= 3
     assert row["prompt_phi"]["method"] == "surrogates" and row["provenance"]["prompt_phi"] == "surrogates"

@@ -9,17 +9,25 @@ import srsly
 from typer.testing import CliRunner
 
 from clinical_deid.io import DataError
+from clinical_deid.tokenizer import count_words
 from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.privacy import (PhiIndex, filter_synthetic, ngram_hashes, ngram_recall, phi_reproduction,
-                                    privacy_report, words)
+                                    privacy_report, word_runs)
+from deid_synthesis.privacy.report import text_words
 from tests.privacy_data import files, gold, nlp, SYNTH, cli, gold_doc, gold_docs, synth_rows, write_files  # noqa: F401  (fixtures)
 
 
 # --- n-gram recall ----------------------------------------------------------------------
 
 
-def test_words_are_lowercased_word_runs():
-    assert words("Dr. PÉREZ, NHC:12-34 c/Mayor_5") == ["dr", "pérez", "nhc", "12", "34", "c", "mayor_5"]
+def test_word_runs_are_lowercased():
+    assert word_runs("Dr. PÉREZ, NHC:12-34 c/Mayor_5") == ["dr", "pérez", "nhc", "12", "34", "c", "mayor_5"]
+
+
+def test_sizes_are_count_words_and_ngrams_word_runs():
+    # Sizes: count_words on the clinical tokenizer (Dr PÉREZ 3 € x DR Alberto); n-grams: \w+ runs.
+    text = "Dr. PÉREZ, 3 € x DRAlberto"
+    assert text_words([text]) == 7 and len(word_runs(text)) == 5
 
 
 def test_ngram_recall_by_hand():
@@ -49,7 +57,7 @@ def test_ngram_recall_edge_cases():
 
 
 def plain_ngrams(texts, n):
-    return {tuple(ws[i:i + n]) for ws in map(words, texts) for i in range(len(ws) - n + 1)}
+    return {tuple(ws[i:i + n]) for ws in map(word_runs, texts) for i in range(len(ws) - n + 1)}
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
@@ -165,13 +173,15 @@ def test_bad_synthetic_jsonl_names_file_and_line(gold, tmp_path):
 # --- CLI --------------------------------------------------------------------------------
 
 
-def test_cli_writes_figures_without_strings(files, tmp_path):
+def test_cli_writes_figures_without_strings(files, gold, tmp_path):
     synth, gold_path = files
     out, kept = tmp_path / "privacy.json", tmp_path / "kept.jsonl"
     result = CliRunner().invoke(cli(), [str(synth), str(gold_path), "--output", str(out), "--filter-output", str(kept)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["ngram"]["n"] == 5 and report["real_documents"] == 4 and report["synthetic_documents"] == 5
+    # Words are count_words (the gold docs hold the clinical tokenizer's tokens): 7 + 7 + 27 + 21 + 6 synthetic.
+    assert report["real_words"] == sum(count_words(doc) for doc in gold) and report["synthetic_words"] == 68
     assert report["filter"]["kept"] == 3 and len(list(srsly.read_jsonl(kept))) == 3
     assert report["phi"]["total"]["identifying_reproduced"] == 1  # the name in "name"
     for text in (result.output, out.read_text()):

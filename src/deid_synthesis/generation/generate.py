@@ -1,14 +1,15 @@
 """Generate the synthetic corpus: K samples per dev-note prompt, written as they come.
 
-The prompts are `prompts.make_prompts` (the dev notes' first words, PHI replaced). K, the
-samples per prompt, follows from `volume`: the synthetic corpus should hold `volume` x the
-gold training split's words (the paper's ablation: 0.05, 1, 4), and a sample is expected to
-hold min(mean words of a gold note, max_new_tokens / the tokenizer's tokens per word on the
-gold text) words. Words here are whitespace-separated words (the paper's measure of
-volume), not `count_words`. Generated text tends to need more tokens per word than gold
-text, so when the K rounds (one sample per prompt each) fall short of the target, further
-rounds follow until it is reached (at most 2 K rounds). `n_samples` sets K directly instead,
-with no extra round.
+The prompts are `prompts.make_prompts` (the dev notes' first whitespace-separated words, PHI
+replaced). K, the samples per prompt, follows from `volume`: the synthetic corpus should hold
+`volume` x the gold training split's words (the paper's ablation: 0.05, 1, 4), and a sample is
+expected to hold min(mean words of a gold note, max_new_tokens / the generator's tokens per
+word on the gold text) words. Words in every figure here (`words`, `train_words`,
+`target_words`, `volume_reached`) are the project's `count_words` on the clinical tokenizer
+of `lang`, for the gold text and the samples alike (`word_count.word_counter`). Generated
+text tends to need more tokens per word than gold text, so when the K rounds (one sample per
+prompt each) fall short of the target, further rounds follow until it is reached (at most 2 K
+rounds). `n_samples` sets K directly instead, with no extra round.
 
 OUTPUT_DIR/samples.jsonl gets one line per kept sample, appended and flushed as it is
 generated: {"id", "text", "prompt_id", "prompt", "prompt_phi", "sample_index", "seed",
@@ -28,7 +29,7 @@ import math
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import spacy
 import srsly
@@ -40,6 +41,7 @@ import deid_synthesis.generation.llm  # noqa: F401  (registers deid.CausalLM.v1 
 from clinical_deid.io import DataError, atomic_open, read_jsonl
 from deid_synthesis.generation.adapt import read_texts
 from deid_synthesis.generation.prompts import GenerateError, make_prompts, prompt_summary
+from deid_synthesis.generation.word_count import word_counter
 
 SAMPLES, DROPPED, REPORT = "samples.jsonl", "dropped.jsonl", "report.json"
 PROVENANCE_KEYS = ("base_model", "adapter", "adapter_manifest", "backend", "dtype", "top_p", "temperature",
@@ -66,15 +68,21 @@ def samples_per_prompt(volume: float, train_words: int, n_prompts: int, words_pe
     return max(1, math.ceil(volume * train_words / (n_prompts * max(words_per_sample, 1.0))))
 
 
-def expected_words_per_sample(train_texts: List[str], tokenizer, max_new_tokens: int) -> float:
-    """min(mean words of a gold note, max_new_tokens / the tokenizer's tokens per word on 200 gold notes)."""
-    n_words = sum(len(t.split()) for t in train_texts)
-    sample = train_texts[:200]
-    tokens_per_word = sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in sample) / max(
-        1, sum(len(t.split()) for t in sample))
-    return min(n_words / max(1, len(train_texts)), max_new_tokens / max(tokens_per_word, 1e-6))
+def expected_words_per_sample(train_texts: List[str], train_word_counts: List[int], tokenizer,
+                              max_new_tokens: int) -> float:
+    """The words a sample is expected to hold: min(mean words of a gold note, max_new_tokens /
+    the generator's tokens per word on the first 200 gold notes).
 
-
+    train_texts (List[str]): the gold training notes.
+    train_word_counts (List[int]): their words (`word_counter`), in the same order.
+    tokenizer (PreTrainedTokenizerBase): the generator's tokenizer.
+    max_new_tokens (int): the most tokens a sample may get.
+    RETURNS (float): words per sample.
+    """
+    sample_tokens = sum(len(tokenizer(text, add_special_tokens=False).input_ids) for text in train_texts[:200])
+    tokens_per_word = sample_tokens / max(1, sum(train_word_counts[:200]))
+    mean_words = sum(train_word_counts) / max(1, len(train_texts))
+    return min(mean_words, max_new_tokens / max(tokens_per_word, 1e-6))
 
 
 def read_done(path: Path) -> List[dict]:
@@ -155,17 +163,16 @@ def prompt_doc(nlp: spacy.Language, prompt: Dict[str, str], k: int) -> Doc:
     return doc
 
 
-def plan_samples(nlp: spacy.Language, settings: Dict, train_texts: List[str], n_prompts: int, volume: float,
-                 n_samples: Optional[int]) -> Tuple[int, Optional[float]]:
+def plan_samples(nlp: spacy.Language, settings: Dict, train_texts: List[str], train_word_counts: List[int],
+                 n_prompts: int, volume: float, n_samples: Optional[int]) -> Tuple[int, Optional[float]]:
     """K and the words expected per sample (None when K was given)."""
     if n_samples is not None:
         return n_samples, None
     tokenizer = getattr(nlp.get_pipe("llm")._model.sampler, "tokenizer", None)
     if tokenizer is None:
         raise GenerateError("this backend has no tokenizer to estimate K: pass --samples-per-prompt")
-    per_sample = expected_words_per_sample(train_texts, tokenizer, settings["max_new_tokens"])
-    train_words = sum(len(t.split()) for t in train_texts)
-    return samples_per_prompt(volume, train_words, n_prompts, per_sample), per_sample
+    per_sample = expected_words_per_sample(train_texts, train_word_counts, tokenizer, settings["max_new_tokens"])
+    return samples_per_prompt(volume, sum(train_word_counts), n_prompts, per_sample), per_sample
 
 
 def generate(
@@ -187,9 +194,10 @@ def generate(
 
     config_path (Path): the generation config; overrides (Optional[Dict]) apply to it. dev_path (Path):
     the gold dev DocBin (prompts); train_path (Path): the gold training DocBin (volume). volume (float):
-    target words as a multiple of the training split's; n_samples (Optional[int]): K instead.
-    prompt_words (int): words per prompt; limit (int): most samples this session (0: all). vocabulary
-    (str): config, full or corpus. lang (str): the prompts' surrogate locale; raw_prompts (bool): real openings.
+    target words (`count_words`) as a multiple of the training split's; n_samples (Optional[int]): K instead.
+    prompt_words (int): whitespace-separated words per prompt; limit (int): most samples this session (0: all).
+    vocabulary (str): config, full or corpus. lang (str): the language of the notes (the prompts' surrogate
+    locale, the tokenizer that counts words); raw_prompts (bool): real openings.
     RETURNS (Dict): the report (also written to output_dir/report.json).
     """
     output_dir = Path(output_dir)
@@ -198,9 +206,11 @@ def generate(
     if raw_prompts and not silent:
         msg.warn("--raw-prompts: the prompts are the real openings of the dev notes, PHI included")
     train_texts = [d["text"] for d in read_texts(train_path)]
-    train_words = sum(len(t.split()) for t in train_texts)
+    words_of = word_counter(lang)
+    train_word_counts = [words_of(text) for text in train_texts]
+    train_words = sum(train_word_counts)
     nlp, settings = load_generator(config_path, overrides)
-    n_samples, per_sample = plan_samples(nlp, settings, train_texts, len(prompts), volume, n_samples)
+    n_samples, per_sample = plan_samples(nlp, settings, train_texts, train_word_counts, len(prompts), volume, n_samples)
     provenance = {k: settings.get(k) for k in PROVENANCE_KEYS}
     provenance.update({"prompt_phi": "raw" if raw_prompts else "surrogates", "prompt_words": prompt_words,
                        "prompt_lang": None if raw_prompts else lang})
@@ -213,15 +223,12 @@ def generate(
                  f"{todo_planned} to generate" + (", more rounds if short of the target" if target_words else ""))
     start = time.perf_counter()
     n_generated, n_tokens = write_rounds(nlp, output_dir, prompts, provenance, done, n_samples, target_words,
-                                         sum(len(r["text"].split()) for r in kept_rows), limit, todo_planned, silent)
+                                         kept_rows, words_of, limit, todo_planned, silent)
     seconds = time.perf_counter() - start
-    report = summarize(output_dir, prompts, n_samples, volume, train_words, provenance, target_words is not None)
+    report = summarize(output_dir, prompts, n_samples, volume, train_words, provenance, target_words is not None,
+                       words_of)
     report["prompt_phi"] = prompt_summary(prompts, prompt_words)
-    previous = srsly.read_json(output_dir / REPORT).get("sessions", []) if (output_dir / REPORT).exists() else []
-    report["sessions"] = previous + [{"samples": n_generated, "tokens": n_tokens, "seconds": round(seconds, 1),
-                                      "tokens_per_second": round(n_tokens / seconds, 1) if seconds else None}]
-    with atomic_open(output_dir / REPORT) as handle:
-        handle.write(srsly.json_dumps(report, indent=2))
+    write_report(output_dir, report, n_generated, n_tokens, seconds)
     if not silent:
         msg.good(f"{report['kept']:,} samples kept, {sum(report['dropped'].values()):,} dropped "
                  f"({dict(report['dropped'])}), {report['words']:,} words = {report['volume_reached']:.2f} x the "
@@ -230,15 +237,32 @@ def generate(
     return report
 
 
+def write_report(output_dir: Path, report: Dict, n_generated: int, n_tokens: int, seconds: float) -> None:
+    """Add this session to those of an earlier report.json and write the report (atomically).
+
+    output_dir (Path): the run's folder.
+    report (Dict): the report of `summarize`; its "sessions" are set here.
+    n_generated (int): samples generated this session; n_tokens (int): their tokens.
+    seconds (float): how long this session generated.
+    """
+    previous = srsly.read_json(output_dir / REPORT).get("sessions", []) if (output_dir / REPORT).exists() else []
+    report["sessions"] = previous + [{"samples": n_generated, "tokens": n_tokens, "seconds": round(seconds, 1),
+                                      "tokens_per_second": round(n_tokens / seconds, 1) if seconds else None}]
+    with atomic_open(output_dir / REPORT) as handle:
+        handle.write(srsly.json_dumps(report, indent=2))
+
+
 def write_rounds(nlp: spacy.Language, output_dir: Path, prompts: List[Dict], provenance: Dict,
-                 done: Set[Tuple[str, int]], n_samples: int, target_words: Optional[int], words: int, limit: int,
-                 todo_planned: int, silent: bool) -> Tuple[int, int]:
+                 done: Set[Tuple[str, int]], n_samples: int, target_words: Optional[int], kept_rows: List[dict],
+                 words_of: Callable[[str], int], limit: int, todo_planned: int, silent: bool) -> Tuple[int, int]:
     """Generate round after round (sample index k), appending each sample as it comes.
 
-    K rounds, then (with a target) more until the target is reached, at most 2 K.
+    K rounds, then (with a target) more until the target is reached, at most 2 K: the words
+    (`words_of`, a `word_counter`) of the samples kept earlier (`kept_rows`) and now.
     RETURNS (Tuple[int, int]): samples generated and their tokens, this session.
     """
     max_rounds = 2 * n_samples if target_words is not None else n_samples
+    words = sum(words_of(row["text"]) for row in kept_rows)
     prompt_of = {p["id"]: p for p in prompts}
     start, n_tokens, n_generated = time.perf_counter(), 0, 0
     n_dropped = 0
@@ -264,7 +288,7 @@ def write_rounds(nlp: spacy.Language, output_dir: Path, prompts: List[Dict], pro
                 else:
                     kept_file.write(srsly.json_dumps({**row, "provenance": provenance}) + "\n")
                     kept_file.flush()
-                    words += len(sample["text"].split())
+                    words += words_of(sample["text"])
                 n_tokens += sample["n_tokens"]
                 n_generated += 1
                 bar.update(1)
@@ -289,12 +313,12 @@ def sample_row(doc: Doc, k: int, prompt_of: Dict[str, Dict]) -> Tuple[Dict, Dict
 
 
 def summarize(output_dir: Path, prompts, n_samples: int, volume: float, train_words: int, provenance: Dict,
-              top_up: bool) -> Dict:
+              top_up: bool, words_of: Callable[[str], int]) -> Dict:
     """The report; complete = K rounds done and, when K came from the volume, the target reached
-    (or the 2 K rounds spent)."""
+    (or the 2 K rounds spent). Words are counted by `words_of` (`word_counter`)."""
     kept = read_done(output_dir / SAMPLES)
     dropped = read_done(output_dir / DROPPED)
-    words = sum(len(r["text"].split()) for r in kept)
+    words = sum(words_of(r["text"]) for r in kept)
     rounds = Counter(r["sample_index"] for r in kept + dropped)
     full_rounds = next(k for k in range(len(rounds) + 1) if rounds.get(k, 0) < len(prompts))
     target = round(volume * train_words)

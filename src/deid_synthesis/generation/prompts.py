@@ -8,7 +8,10 @@ name at the start of a note becomes a surrogate name. Values with no surrogate (
 placeholder, masked text) and words still holding a PHI string of the note are left out:
 the prompt starts after such words and ends before the next ones (one unbroken run of text,
 shorter rather than with a gap). Each prompt records `phi` (method, words, words replaced,
-words dropped; never the original words). A dev document without entity annotation is
+words dropped; never the original words). Words in this module are whitespace-separated
+words, not the project's `count_words`: the paper's "3-word prompts", and the unit the prompt
+check (`privacy.prompts`) cuts samples' openings by; every size figure of the generation
+step counts `count_words` (see `generate`). A dev document without entity annotation is
 refused (its PHI cannot be found) unless `raw` (unsafe: the real openings, PHI included, in
 the prompts and every sample). `python -m scripts.privacy prompts SAMPLES DEV` checks a
 produced run. No torch here.
@@ -23,21 +26,11 @@ from spacy.tokens import Doc
 from clinical_deid.io import DataError, read_docbin
 from clinical_deid.transform import DeidTransform
 from deid_synthesis.privacy import PhiIndex, find_phi_runs, phi_word_runs
+from deid_synthesis.privacy.prompts import first_words  # one cut for the prompts and the prompt check
 
 
 class GenerateError(ValueError):
     """Input or options the generation step cannot use (the message names the file, never its text)."""
-
-
-def first_words(text: str, n_words: int = 3) -> str:
-    """The text up to the end of its n-th whitespace-separated word (original spacing kept).
-
-    text (str): a note.
-    n_words (int): how many whitespace-separated words.
-    RETURNS (str): the opening, "" for a blank text.
-    """
-    words = list(re.finditer(r"\S+", text))[:n_words]
-    return text[words[0].start() : words[-1].end()] if words else ""
 
 
 # Kinds whose values get no surrogate under pseudonymize: their words are left out of a prompt.
@@ -109,7 +102,7 @@ def make_prompts(dev_path: Path, n_words: int = 3, lang: str = "es", seed: int =
     entity annotation (possibly none), else its PHI would pass unseen into the prompt.
 
     dev_path (Path): the gold dev DocBin.
-    n_words (int): words per prompt.
+    n_words (int): whitespace-separated words per prompt.
     lang (str): the surrogates' locale.
     seed (int): the run seed (the surrogates drawn).
     raw (bool): take the real openings as they are.
@@ -140,7 +133,7 @@ def make_prompts(dev_path: Path, n_words: int = 3, lang: str = "es", seed: int =
 
 
 def prompt_summary(prompts: List[Dict], n_words: int) -> Dict:
-    """Totals of the prompts' `phi` records for the report (counts only)."""
+    """Totals of the prompts' `phi` records for the report (counts only; whitespace-separated words)."""
     phis = [p["phi"] for p in prompts]
     return {"method": phis[0]["method"] if phis else None, "prompts": len(phis),
             "prompts_with_surrogates": sum(1 for p in phis if p["replaced"]),

@@ -13,7 +13,7 @@ Counts only (no text is printed or written unless `--show-strings`):
 The step's command line is `python -m scripts.privacy` (and `python -m scripts.privacy prompts`).
 """
 from deid_synthesis.privacy.filtering import filter_synthetic
-from deid_synthesis.privacy.ngrams import distinct_ngrams, ngram_hashes, ngram_recall, words
+from deid_synthesis.privacy.ngrams import distinct_ngrams, ngram_hashes, ngram_recall, word_runs
 from deid_synthesis.privacy.phi import PhiIndex, phi_reproduction
 from deid_synthesis.privacy.prompts import check_prompts, find_own_phi, find_phi_runs, phi_word_runs, prompt_phi
 from deid_synthesis.privacy.report import privacy_report, split_figures
@@ -21,4 +21,4 @@ from deid_synthesis.privacy.sources import adaptation_docs, read_gold, tag_sourc
 
 __all__ = ["PhiIndex", "adaptation_docs", "check_prompts", "distinct_ngrams", "filter_synthetic", "find_own_phi",
            "find_phi_runs", "ngram_hashes", "ngram_recall", "phi_reproduction", "phi_word_runs", "privacy_report",
-           "prompt_phi", "read_gold", "split_figures", "tag_sources", "words"]
+           "prompt_phi", "read_gold", "split_figures", "tag_sources", "word_runs"]

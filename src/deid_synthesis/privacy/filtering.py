@@ -1,8 +1,8 @@
 """The filter of a synthetic corpus: drop the notes that give a real one away.
 
 A note is dropped when it reproduces an identifying PHI string of the real corpus, or shares a
-run of at least `max_shared_ngram` words (default 20) with a real note. The other notes' lines
-are copied unchanged.
+run of at least `max_shared_ngram` words (default 20; `\\w+` runs, the n-grams' unit) with a
+real note. The other notes' lines are copied unchanged.
 """
 from collections import Counter
 from pathlib import Path

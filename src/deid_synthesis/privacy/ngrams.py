@@ -3,7 +3,8 @@
 Words here are the lower-cased runs of letters, digits and underscores (`\\w+`): the unit of
 the n-gram measures, chosen so that they need no tokenizer and no language. It is not the
 project's count of words (`clinical_deid.tokenizer.count_words`, spaCy tokens that are neither
-whitespace nor punctuation); figures in this unit are named "words (\\w+ runs)" where printed.
+whitespace nor punctuation), and sizes no figure: the sizes named "words" in the privacy
+report are `count_words` (`privacy.report`).
 An n-gram never spans two documents.
 
 Hand-written, and kept so (issue 11 lists it among the code measured better than the
@@ -26,7 +27,7 @@ WORD = re.compile(r"\w+")
 HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
-def words(text: str) -> List[str]:
+def word_runs(text: str) -> List[str]:
     """The words of a text as the n-gram measures see them.
 
     text (str): the text.
@@ -40,7 +41,7 @@ def word_ids(texts: Iterable[str]) -> Tuple[np.ndarray, np.ndarray]:
     index: Dict[str, int] = {}
     flat, lengths = array("q"), array("q")
     for text in texts:
-        text_words = words(text)
+        text_words = word_runs(text)
         flat.extend([index.setdefault(word, len(index)) for word in text_words])
         lengths.append(len(text_words))
     digests = np.array([int.from_bytes(hashlib.blake2b(word.encode("utf8"), digest_size=8).digest(), "little")

@@ -78,8 +78,14 @@ def find_own_phi(text: str, runs: Dict[WordRun, Set[str]]) -> List[Found]:
     return found
 
 
-def opening(text: str, n_words: int) -> str:
-    """The text up to the end of its n-th whitespace-separated word (as generate cuts prompts)."""
+def first_words(text: str, n_words: int = 3) -> str:
+    """The text up to the end of its n-th whitespace-separated word (original spacing kept): how
+    generate cuts a raw prompt, and the opening of a sample this check reads.
+
+    text (str): a note.
+    n_words (int): how many whitespace-separated words.
+    RETURNS (str): the opening, "" for a blank text.
+    """
     pieces = list(re.finditer(r"\S+", text))[:n_words]
     return text[pieces[0].start(): pieces[-1].end()] if pieces else ""
 
@@ -93,14 +99,14 @@ def prompt_phi(records: Iterable[dict], dev_docs: Sequence[Doc], prompt_words: i
                min_chars: int = 1) -> Dict:
     """How many prompts, and samples' openings, hold a PHI string of their own dev note.
 
-    A record's dev note is the one whose id is its `prompt_id`; its opening is as many words
-    of its text as its prompt has (`prompt_words` when it has none): a sample starts with
+    A record's dev note is the one whose id is its `prompt_id`; its opening is as many
+    whitespace-separated words of its text as its prompt has (`prompt_words` when it has none): a sample starts with
     its prompt, so this also catches a prompt field that was changed afterwards. A string
     cut off by the end of the prompt counts too (`find_own_phi`).
 
     records (Iterable[dict]): the samples (text, prompt_id, prompt).
     dev_docs (Sequence[Doc]): the dev split the prompts were cut from.
-    prompt_words (int): opening words checked in a sample without a prompt field.
+    prompt_words (int): opening whitespace-separated words checked in a sample without a prompt field.
     min_chars (int): as `phi_word_runs`.
     RETURNS (Dict): the counts, per label of the strings found; never the strings.
     """
@@ -120,7 +126,7 @@ def prompt_phi(records: Iterable[dict], dev_docs: Sequence[Doc], prompt_words: i
             prompts.setdefault(prompt_id, prompt)
         n_words = len(prompt.split()) if isinstance(prompt, str) and prompt.split() else prompt_words
         samples += 1
-        openings_with += bool(find_own_phi(opening(record["text"], n_words), own[prompt_id]))
+        openings_with += bool(find_own_phi(first_words(record["text"], n_words), own[prompt_id]))
     per_label: Counter = Counter()
     with_phi = 0
     for prompt_id, prompt in prompts.items():
@@ -138,7 +144,7 @@ def check_prompts(synth_jsonl: Path, dev_path: Path, prompt_words: int = 3) -> D
 
     synth_jsonl (Path): the samples (JSONL).
     dev_path (Path): the gold dev DocBin the prompts were taken from.
-    prompt_words (int): opening words checked in a sample without a prompt field.
+    prompt_words (int): opening whitespace-separated words checked in a sample without a prompt field.
     RETURNS (Dict): the file names and `prompt_phi`'s counts.
     """
     records = (record for _, _, record in read_jsonl(synth_jsonl))

@@ -5,7 +5,9 @@ training side (the adaptation notes); with the dev split (the prompts' split), `
 `train`, `dev` and `union` (train + dev), the filter runs against both, and `prompt_phi`
 counts the prompts holding PHI of their own dev note. In `dev` and `union`, a string is
 identifying when annotated in at most `max_gold_docs` documents of train + dev together.
-"words" in this report are the n-grams' unit (`\\w+` runs, see `privacy.ngrams`).
+The sizes named "words" (`real_words`, `synthetic_words`, a split's `words`) are the project's
+`count_words` on the clinical tokenizer's tokens of each text, real and synthetic alike
+(`generation.word_count`); the n-grams are over their own unit (`\\w+` runs, see `privacy.ngrams`).
 """
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -14,10 +16,18 @@ from spacy.tokens import Doc
 
 from clinical_deid.io import read_jsonl
 from deid_synthesis.privacy.filtering import filter_synthetic
-from deid_synthesis.privacy.ngrams import ngram_recall, words
+from deid_synthesis.generation.word_count import word_counter
+from deid_synthesis.privacy.ngrams import ngram_recall
 from deid_synthesis.privacy.phi import PhiIndex, phi_reproduction
 from deid_synthesis.privacy.prompts import prompt_phi
 from deid_synthesis.privacy.sources import adaptation_docs, read_gold
+
+
+def text_words(texts: Sequence[str]) -> int:
+    """The words (`count_words`) of the texts. The privacy step is not told the notes' language;
+    the counts are the same in every language (see `word_counter`), so "xx" counts them."""
+    words_of = word_counter("xx")
+    return sum(words_of(text) for text in texts)
 
 
 def split_figures(real_docs: Sequence[Doc], synth_texts: Sequence[str], n: int, index: PhiIndex,
@@ -29,10 +39,10 @@ def split_figures(real_docs: Sequence[Doc], synth_texts: Sequence[str], n: int, 
     n (int): words per n-gram.
     index (PhiIndex): the split's PHI strings.
     show_strings (bool): add the reproduced strings (private!).
-    RETURNS (Dict): documents, words (`\\w+` runs), ngram, phi.
+    RETURNS (Dict): documents, words (`count_words`), ngram, phi.
     """
     real_texts = [doc.text for doc in real_docs]
-    return {"documents": len(real_texts), "words": sum(len(words(text)) for text in real_texts),
+    return {"documents": len(real_texts), "words": text_words(real_texts),
             "ngram": ngram_recall(real_texts, synth_texts, n),
             "phi": phi_reproduction(real_docs, synth_texts, show_strings=show_strings, index=index)}
 
@@ -56,7 +66,7 @@ def privacy_report(synth_jsonl: Path, gold_path: Path, n: int = 5, filter_output
         file the generator was adapted on (the paper's "adaptation corpus"); None: all of it.
     dev_path (Optional[Path]): the prompts' split: adds `splits`, the filter against both
         splits, and `prompt_phi`.
-    prompt_words (int): opening words checked in a sample without a prompt field.
+    prompt_words (int): opening whitespace-separated words checked in a sample without a prompt field.
     RETURNS (Dict): the report (counts; strings only with `show_strings`).
     """
     all_docs = gold_docs = read_gold(gold_path)
@@ -71,7 +81,7 @@ def privacy_report(synth_jsonl: Path, gold_path: Path, n: int = 5, filter_output
         "synthetic": str(synth_jsonl), "gold": str(gold_path), "dev": str(dev_path) if dev_path else None,
         "adaptation": adaptation,
         "real_documents": train["documents"], "real_words": train["words"],
-        "synthetic_documents": len(synth_texts), "synthetic_words": sum(len(words(text)) for text in synth_texts),
+        "synthetic_documents": len(synth_texts), "synthetic_words": text_words(synth_texts),
         "ngram": train["ngram"], "phi": train["phi"],
     }
     if dev_path is None:
