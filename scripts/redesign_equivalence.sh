@@ -48,9 +48,11 @@ fresh_venv "$WORK/venv-before" spacy==3.8.18 faker==40.54.0
 git worktree remove --force "$WORK/src-before"
 
 echo "== after: $(git rev-parse --short HEAD), wheel of weights and config + the runtime package"
+# Built as `spacy project run packages` builds it (the project's environment), installed where
+# users install it: a fresh environment with the runtime package and the model wheel only.
+.venv/bin/python -m scripts.package_pipeline "$MODEL" "$WORK/pk-after" "${META[@]}" \
+   --rules "$RULES" --config configs/deid_es.cfg > "$WORK/build-after.log"
 fresh_venv "$WORK/venv-after" "$ROOT"
-"$WORK/venv-after/bin/python" -m scripts.package_pipeline "$MODEL" "$WORK/pk-after" "${META[@]}" \
-   --rules "$RULES" > "$WORK/build-after.log"
 "$WORK/venv-after/bin/python" -m pip install -q "$WORK"/pk-after/*/dist/*.whl
 "$WORK/venv-after/bin/python" -c "import sys; import clinical_deid; assert 'torch' not in sys.modules"
 "$WORK/venv-after/bin/python" -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch installed'"

@@ -2,7 +2,7 @@
 report a failing document instead of stopping."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 from pathlib import Path
 
 import spacy
