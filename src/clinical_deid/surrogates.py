@@ -69,7 +69,7 @@ class Surrogates:
             if self.max_date_shift <= 0:
                 self._shift = timedelta(0)
                 return self._shift
-            matches = [m for text in self.date_originals for _, _, m in find_dates(text)]
+            matches = [m for text in self.date_originals for _, _, m in find_dates(text, self.data.lang)]
             # Years only ("2005", "2006", "2007") may have no offset within max_date_shift
             # that moves each onto a year not in the note: the range then widens by a year
             # at a time (the offset is still one per document, so intervals are kept).
@@ -78,7 +78,7 @@ class Surrogates:
                     sign = 1 if self.rng.random() < 0.5 else -1
                     days = self.max_date_shift * (1 + attempt // 5)
                     self._shift = timedelta(days=sign * self.rng.randint(1, days))
-                    moved = (shifted_or_none(m, self._shift, self.data.lang) for m in matches)
+                    moved = (shifted_or_none(m, self._shift) for m in matches)
                     if not any(text is not None and self.leaks(text) for text in moved):
                         break
         return self._shift

@@ -25,7 +25,7 @@ class Date(Operator):
     name = "date"
 
     def operate(self, text: str, surrogates: "Surrogates") -> str:
-        found = find_dates(text)
+        found = find_dates(text, surrogates.data.lang)
         lang = surrogates.data.lang
         if not found:
             new = date(2000, 1, 1) + timedelta(days=surrogates.rng.randint(0, 20 * 365))
@@ -33,7 +33,7 @@ class Date(Operator):
         out, pos = [], 0
         for start, end, m in found:
             out.append(text[pos:start])
-            out.append(shift_match(m, surrogates.shift, lang))
+            out.append(shift_match(m, surrogates.shift))
             pos = end
         out.append(text[pos:])
         return "".join(out)
