@@ -7,10 +7,16 @@ how much gold PHI is left in it?
         --spans deidentified/meddocan/test.spans.jsonl --output metrics/meddocan/residual_phi.json \
         --markdown metrics/meddocan/residual_phi.md
 
-GOLD is a BRAT folder or the gold DocBin (document ids in `user_data["id"]`, as
-`deid_synthesis.corpus.convert` writes them; whole documents, not `--split` pieces). OUTPUT is what `clinical_deid.deidentify` wrote: a folder (a .txt input folder
-gives `<id>.txt` files, the input's relative paths) or a JSONL file (records matched by their
-id field). For each gold entity:
+GOLD is any format the converters read (a BRAT folder, a JSONL or CoNLL file, or a data folder
+with `--part test`), read by `deid_synthesis.corpus`'s readers so that its document ids are the
+converter's (a JSONL record without an id: `<stem>-<line>`), or the gold DocBin (ids in
+`user_data["id"]`; whole documents, not `--split` pieces); see `deid_synthesis.residual_input`.
+OUTPUT is what `clinical_deid.deidentify` wrote: a folder (a .txt input folder gives `<id>.txt`
+files, the input's relative paths) or a JSONL file (records matched by their id field; records
+without one, by line, when GOLD is the JSONL the command read). Fewer than half the gold
+documents matched is an error. For the production check of a JSONL or CoNLL corpus,
+`python -m scripts.gold_texts` writes the command's input with the converter's ids. For each
+gold entity:
 
 - found: a span of the spans JSONL (offsets in the input) overlaps it (partly or wholly);
   unknown without --spans.
@@ -39,13 +45,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from clinical_deid.io import read_docbin, read_jsonl
 from clinical_deid.folding import folded_text, glued
-from deid_synthesis.corpus.brat import read_brat
-from deid_synthesis.corpus.records import Problems
 from deid_synthesis.markdown import table
+from deid_synthesis.residual_input import GoldDoc, key, read_gold, read_outputs, read_spans  # noqa: F401 (API)
 
 CAUSES = ("kept_by_policy", "inside_kept_span", "replacement", "missed_mention", "elsewhere")
 MATCHES = ("word", "substring")
@@ -61,59 +65,6 @@ CAVEATS = [
     "Labels mapped to the kind keep are left in the text by design: their violations have "
     "the cause kept_by_policy; 'not kept by policy' counts the violations with any other cause.",
 ]
-
-
-class GoldDoc(NamedTuple):
-    id: str
-    text: str
-    ents: List[Tuple[int, int, str]]  # (start, end, label), character offsets
-
-
-def _key(doc_id: str) -> str:
-    """Ids of a folder run are relative paths ("a.txt"); gold ids are stems ("a")."""
-    return doc_id[:-4] if doc_id.endswith(".txt") else doc_id
-
-
-def read_gold(path: Path) -> List[GoldDoc]:
-    """Gold documents of a DocBin (.spacy) or a BRAT folder, sorted by id. CorpusError or
-    DataError naming the file when it can't be read."""
-    path = Path(path)
-    if path.is_dir():
-        docs = [GoldDoc(r.id, r.text, sorted((s.start, s.end, s.label) for s in r.spans))
-                for r in read_brat(path, Problems())]
-    else:
-        docs = [GoldDoc(str(doc.user_data.get("id", i)), doc.text,
-                        [(e.start_char, e.end_char, e.label_) for e in doc.ents])
-                for i, doc in enumerate(read_docbin(path))]
-    return sorted(docs, key=lambda d: d.id)
-
-
-def read_outputs(path: Path, text_field: str = "text", id_field: str = "id",
-                 ids: Optional[Iterable[str]] = None) -> Dict[str, str]:
-    """De-identified texts by id: `<id>.txt` files of a folder (ids given), or JSONL records
-    (those without a string text or an id are left out). DataError naming the file and line
-    for a line that is not a JSON object."""
-    path = Path(path)
-    out: Dict[str, str] = {}
-    if path.is_dir():
-        for doc_id in ids or ():
-            name = doc_id if doc_id.endswith(".txt") else f"{doc_id}.txt"
-            if (path / name).is_file():
-                out[_key(doc_id)] = (path / name).read_bytes().decode("utf-8")
-        return out
-    for _, _, record in read_jsonl(path, text_field=None):
-        if isinstance(record.get(text_field), str) and record.get(id_field) is not None:
-            out[_key(str(record[id_field]))] = record[text_field]
-    return out
-
-
-def read_spans(path: Path) -> Dict[str, List[Dict]]:
-    """Spans of each document of a `--spans-output` file (documents that failed are left out)."""
-    spans: Dict[str, List[Dict]] = {}
-    for _, _, row in read_jsonl(path, text_field=None):
-        if row.get("spans") is not None:
-            spans.setdefault(_key(str(row["id"])), row["spans"])
-    return spans
 
 
 def occurrence_spans(text: str, needle: str, match: str = "word") -> List[Tuple[int, int]]:
@@ -227,17 +178,17 @@ def residual_check(gold_docs: Sequence[GoldDoc], outputs: Dict[str, str],
     rows: List[Dict] = []
     missing_output, missing_spans = [], []
     for gold in gold_docs:
-        key = _key(gold.id)
-        if key not in outputs:
+        doc_key = key(gold.id)
+        if doc_key not in outputs:
             missing_output.append(gold.id)
             continue
         doc_spans = None
         if spans is not None:
-            doc_spans = spans.get(key)
+            doc_spans = spans.get(doc_key)
             if doc_spans is None:
                 missing_spans.append(gold.id)
                 doc_spans = []
-        rows.extend(check_document(gold, outputs[key], doc_spans, match))
+        rows.extend(check_document(gold, outputs[doc_key], doc_spans, match))
     by_label: Dict[str, List[Dict]] = defaultdict(list)
     for row in rows:
         by_label[row["label"]].append(row)
