@@ -13,11 +13,13 @@ def main(
     training_dir: Path = typer.Argument(..., help="training/ folder (for training times)"),
     output: Path = typer.Option(..., "--output", "-o", help="Markdown file to write"),
 ):
-    """Write the results table of all scored runs."""
-    rows = collect_rows(metrics_dir, training_dir)
+    """Write the results table of all scored runs; incomplete runs are skipped with the reason."""
+    rows, skipped = collect_rows(metrics_dir, training_dir)
+    for path, reason in skipped:
+        msg.warn(f"Skipped {path}: {reason}")
     with atomic_open(output) as handle:
         handle.write(to_markdown(rows))
-    msg.good(f"{len(rows)} scored runs → {output}")
+    msg.good(f"{len(rows)} scored runs → {output}" + (f" ({len(skipped)} incomplete, skipped)" if skipped else ""))
 
 
 if __name__ == "__main__":

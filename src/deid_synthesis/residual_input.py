@@ -97,7 +97,8 @@ def read_gold(path: Path, fmt: str = "auto", problems: Optional[Problems] = None
     repeated = sorted(doc_id for doc_id, n in seen.items() if n > 1)
     if repeated:
         raise CorpusError(f"{source}: {len(repeated)} document ids occur twice or more "
-                          f"({', '.join(repr(i) for i in repeated[:5])}): the output cannot be matched to them (a DocBin of --split pieces? give the whole documents)")
+                          f"({', '.join(repr(i) for i in repeated[:5])}): the output cannot be matched to them "
+                          "(a DocBin of --split pieces? give the whole documents)")
     return sorted(docs, key=lambda d: d.id)
 
 
