@@ -2,7 +2,8 @@
 
 ``deid_transform`` maps a span's label to a kind (KINDS) through a preset (the label sets of
 MEDDOCAN, a Swedish NER corpus and the Stockholm EPR PHI corpus, or ``auto``, their union)
-and the config's ``label_map``; the kind names the operator that draws its surrogate (see
+and the config's ``label_map`` (a label in neither gets a kind guessed from its name: see
+``clinical_deid.label_map``); the kind names the operator that draws its surrogate (see
 ``clinical_deid.operators``). LOCALES gives the Faker locale of a pipeline language.
 """
 from __future__ import annotations
@@ -64,6 +65,7 @@ PRESETS: Dict[str, Dict[str, str]] = {
         "Phone_Number": "phone",
         "Age": "age",
         "Full_Date": "date",
+        "Date_Full": "date",  # the name some releases of the corpus use
         "Date_Part": "date",
         "Health_Care_Unit": "hospital",
         "Location": "city",

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from typing import AbstractSet, Dict, List, Optional, Sequence, Union
+from typing import AbstractSet, Dict, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -49,6 +49,7 @@ from spacy.tokens import Doc, Span
 from .coverage import uncovered
 from .folding import WORD, FoldedStrings, folded_text, holds_word
 from .keys import Secret, check_key, document_seed
+from .label_map import check_kinds, guess_kind
 from .labels import KINDS, LOCALES, MODES, PRESETS
 from .locale_data import locale_data
 from .mentions import Mention, with_age_units, with_other_mentions
@@ -78,14 +79,20 @@ class DeidTransform:
                  redact_template: str = "[{label}]", max_date_shift: int = 365,
                  max_age_shift: int = 2, rules_key: str = "deid_rules", max_kept_tokens: int = 3,
                  propagate: bool = True, no_surrogate: str = "redact",
-                 avoid_strings: AbstractSet[str] = frozenset()) -> None:
+                 avoid_strings: AbstractSet[str] = frozenset(), guess_kinds: bool = True) -> None:
         if preset not in PRESETS:
             raise ValueError(f"deid_transform: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         self.name = name
         self.mode = mode
         self.mask_char = mask_char
         self.preset = preset
-        self.label_map = {**PRESETS[preset], **(label_map or {})}
+        # label -> kind: the preset's, the user's label_map over it (set_label_map), then a
+        # guess from the label's name (guess_kinds), then default_kind (see label_map.py).
+        self.preset_map = PRESETS[preset]
+        self.user_map: Dict[str, str] = {}
+        self.label_map = dict(self.preset_map)
+        self.guess_kinds = guess_kinds
+        self._guessed: Dict[str, Optional[str]] = {}
         self.default_kind = default_kind
         self.seed = seed
         self.locale = locale or LOCALES.get(lang, "en_US")
@@ -110,9 +117,9 @@ class DeidTransform:
         self.avoid_strings = FoldedStrings.of(avoid_strings)
         # The surrogate key (see set_key): in memory only, never in the config, meta or output.
         self._key: Optional[Secret] = None
-        bad = {k for k in [default_kind, *self.label_map.values()] if k not in KINDS}
-        if bad:
-            raise ValueError(f"deid_transform: unknown surrogate kind(s) {sorted(bad)}; choose from {list(KINDS)}")
+        if default_kind not in KINDS:
+            raise ValueError(f"deid_transform: unknown default_kind {default_kind!r}; choose from {list(KINDS)}")
+        self.set_label_map(label_map or {})
         if len(mask_char) != 1:
             raise ValueError("deid_transform: mask_char must be one character")
 
@@ -154,11 +161,40 @@ class DeidTransform:
             raise ValueError(f"deid_transform: unknown mode {value!r}; choose one of {MODES}")
         self._mode = value
 
+    def set_label_map(self, label_map: Dict[str, str]) -> None:
+        """Merge label -> kind entries over the preset and the earlier entries.
+
+        label_map (Dict[str, str]): label -> kind (ValueError naming each label whose kind is
+            not one of KINDS).
+        """
+        check_kinds(label_map, "deid_transform: label_map")
+        self.user_map.update(label_map)
+        self.label_map = {**self.preset_map, **self.user_map}
+        self._guessed.clear()
+
     def kind(self, label: str) -> str:
         """label (str): An entity label.
-        RETURNS (str): Its surrogate kind (the label map's, else default_kind).
+        RETURNS (str): Its surrogate kind: the label map's, else the preset's, else a guess from
+            its name (guess_kinds), else default_kind.
         """
-        return self.label_map.get(label, self.default_kind)
+        kind = self.label_map.get(label)
+        if kind is None:
+            if label not in self._guessed:
+                self._guessed[label] = guess_kind(label) if self.guess_kinds else None
+            kind = self._guessed[label] or self.default_kind
+        return kind
+
+    def kind_source(self, label: str) -> Tuple[str, str]:
+        """label (str): An entity label.
+        RETURNS (Tuple[str, str]): Its kind and where the kind comes from: map, preset,
+            guessed or default.
+        """
+        if label in self.user_map:
+            return self.user_map[label], "map"
+        if label in self.preset_map:
+            return self.preset_map[label], "preset"
+        guess = guess_kind(label) if self.guess_kinds else None
+        return (guess, "guessed") if guess else (self.default_kind, "default")
 
     def kind_of(self, ent: Union[Span, Mention]) -> str:
         """An entity's kind: its label's, with "relative" settled on its text (kinship words
@@ -341,21 +377,24 @@ class DeidTransform:
         "max_kept_tokens": 3,
         "propagate": True,
         "no_surrogate": "redact",
+        "guess_kinds": True,
     },
 )
 def make_deid_transform(nlp: Language, name: str, mode: str, mask_char: str, preset: str,
                         label_map: Dict[str, str], default_kind: str, seed: int,
                         locale: Optional[str], redact_template: str, max_date_shift: int,
                         max_age_shift: int, rules_key: str, max_kept_tokens: int,
-                        propagate: bool, no_surrogate: str) -> DeidTransform:
+                        propagate: bool, no_surrogate: str, guess_kinds: bool) -> DeidTransform:
     """De-identify `doc.ents` (see the module docstring).
 
     mode: redact | mask | pseudonymize. preset: meddocan | swedish_ner | stockholm_epr | auto
     (their union); label_map: label -> kind overrides on top of the preset (kinds: KINDS);
-    labels in neither get `default_kind`. locale: Faker locale, default from nlp.lang.
+    labels in neither get a kind guessed from their name (guess_kinds, see
+    clinical_deid.label_map), else `default_kind`. locale: Faker locale, default from nlp.lang.
     """
     return DeidTransform(name, nlp.lang, mode=mode, mask_char=mask_char, preset=preset,
                          label_map=label_map, default_kind=default_kind, seed=seed, locale=locale,
                          redact_template=redact_template, max_date_shift=max_date_shift,
                          max_age_shift=max_age_shift, rules_key=rules_key,
-                         max_kept_tokens=max_kept_tokens, propagate=propagate, no_surrogate=no_surrogate)
+                         max_kept_tokens=max_kept_tokens, propagate=propagate, no_surrogate=no_surrogate,
+                         guess_kinds=guess_kinds)

@@ -43,6 +43,7 @@ def main(
     patient_id_field: Annotated[Optional[str], typer.Option(help="JSONL: field with the patient id; a patient's notes share their date shift (with a key)")] = None,
     max_chars: Annotated[int, typer.Option(min=1, help="Notes longer than this are de-identified in pieces cut at line breaks or spaces")] = MAX_CHARS,
     max_doc_chars: Annotated[int, typer.Option(min=1, help="Notes longer than this are reported as too large, not processed")] = MAX_DOC_CHARS,
+    label_map: Annotated[Optional[str], typer.Option(help='Surrogate kind per label, over the preset: a JSON file or inline JSON, e.g. \'{"ID_SSN": "id_generic"}\' (labels in neither get a kind guessed from their name)')] = None,
 ) -> None:
     """De-identify clinical notes (folder of .txt, JSONL or stdin) with a trained pipeline."""
     msg = Printer()
@@ -67,7 +68,7 @@ def main(
             input_path, output_path, text_field=text_field, id_field=id_field,  # type: ignore[arg-type]
             spans_output=spans_output, batch_size=batch_size, n_process=n_process, mode=mode, rules=rules,
             seed=seed, resume=resume, stdin_format=stdin_format, key=key, insecure_demo_key=insecure_demo_key,
-            patient_id_field=patient_id_field, max_chars=max_chars, max_doc_chars=max_doc_chars)
+            patient_id_field=patient_id_field, max_chars=max_chars, max_doc_chars=max_doc_chars, label_map=label_map)
         summary = run(model, options)
     except ValueError as err:  # DeidError and the like: messages that name paths, never text
         fail(msg, str(err))

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Dict, Optional, Union
 
+from ..label_map import read_label_map
 from .errors import DeidError
 from .paths import check_paths
 
@@ -31,6 +32,8 @@ class RunOptions:
     input_path (str): a folder of .txt files, a .jsonl file, or "-" for standard input.
     output_path (str): an output folder, a .jsonl file, or "-" for standard output.
     key (Optional[bytes]): the secret surrogate key (see keys.read_key); never printed.
+    label_map (Union[str, Dict[str, str], None]): label -> kind over the pipeline's, a dict, a
+        JSON file or inline JSON (see clinical_deid.label_map); read and checked by `check`.
     stdin / stdout (Optional[BinaryIO]): streams for "-" (default: the process's own).
     """
 
@@ -53,6 +56,7 @@ class RunOptions:
     patient_id_field: Optional[str] = None
     max_chars: int = MAX_CHARS
     max_doc_chars: int = MAX_DOC_CHARS
+    label_map: Union[str, Dict[str, str], None] = None
     stdin: Optional[BinaryIO] = field(default=None, repr=False)
     stdout: Optional[BinaryIO] = field(default=None, repr=False)
 
@@ -81,6 +85,10 @@ class RunOptions:
         if self.max_chars < 1 or self.max_doc_chars < 1:
             raise DeidError(f"--max-chars ({self.max_chars}) and --max-doc-chars ({self.max_doc_chars}) must be positive")
         check_paths(self.input_path, self.output_path, self.spans_output)
+        try:
+            self.label_map = read_label_map(self.label_map)
+        except ValueError as err:
+            raise DeidError(str(err)) from None
 
     def folder_input(self) -> bool:
         """Whether the input is a folder; DeidError when it is neither a folder, a file nor "-",

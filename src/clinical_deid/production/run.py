@@ -20,6 +20,7 @@ from spacy.util import raise_error
 from tqdm import tqdm
 from wasabi import Printer
 
+from ..label_map import apply_label_map, report_label_kinds
 from .errors import DeidError
 from .keys import use_key
 from .locks import OutputLock
@@ -54,11 +55,14 @@ def run(model: Union[str, Path, Language], options: RunOptions) -> Dict[str, Any
     options.check()
     nlp = load_pipeline(model)
     prepare_pipeline(nlp, mode=options.mode, rules=options.rules, seed=options.seed)
+    apply_label_map(nlp, options.label_map)  # type: ignore[arg-type]  (check read it)
     use_key(nlp, options.key, options.insecure_demo_key)
     nlp.max_length = max(nlp.max_length, options.max_chars + 1)
     errors = ErrorLog()
     set_error_handler(nlp, errors)
     msg = Printer(no_print=options.silent)
+    with messages_stream(options):
+        report_label_kinds(nlp, msg)
     if options.from_stdin and options.stdin_format == "text":
         summary = run_one_text(nlp, options)
         with messages_stream(options):
