@@ -2,12 +2,15 @@
 original's exact form in any language (Babel's CLDR month names, padding per field), national
 ID numbers by country (python-stdnum) and phone numbers by region (phonenumbers)."""
 import random
+import re
 from datetime import timedelta
 
 import pytest
+import spacy
 
 from clinical_deid.dates import date_fields, find_dates, shift_match
 from clinical_deid.locale_data import locale_data
+from clinical_deid.rules import find_structured_phi
 from clinical_deid.surrogates import Surrogates
 
 
@@ -49,3 +52,65 @@ def test_date_operator_in_german():
     moved = surrogates.get("date", "3. März 2019")
     assert moved != "3. März 2019"
     assert len(find_dates(moved, "de")) == 1 and find_dates(moved, "de")[0][2].group() == moved
+
+
+@pytest.mark.parametrize("locale,original,module", [
+    ("no_NO", "15076500565", "no.fodselsnummer"),
+    ("da_DK", "211062-5629", "dk.cpr"),
+    ("fi_FI", "131052-308T", "fi.hetu"),
+    ("de_DE", "36574261809", "de.idnr"),
+    ("fr_FR", "2 95 10 99 126 111 93", "fr.nir"),
+    ("it_IT", "RCCMNL83S18D969H", "it.codicefiscale"),
+    ("pt_PT", "00000000 0 ZZ4", "pt.cc"),
+])
+def test_national_ids_valid_in_the_same_format(locale, original, module):
+    import importlib
+    validator = importlib.import_module("stdnum." + module)
+    shape = lambda text: "".join("9" if c.isdigit() else "A" if c.isalpha() else c for c in text)  # noqa: E731
+    for seed in range(20):
+        new = Surrogates(locale_data(locale), random.Random(seed), [], 365, 2).get("id_generic", original)
+        assert new != original and validator.is_valid(new) and shape(new)[:-1] == shape(original)[:-1], new  # the check character may be a digit or a letter
+
+
+def test_birth_date_of_a_fodselsnummer_moves_with_the_document():
+    surrogates = Surrogates(locale_data("no_NO"), random.Random(3), [("date", "15.07.1965")], 365, 2)
+    new = surrogates.get("id_generic", "15076500565")
+    moved = surrogates.get("date", "15.07.1965")
+    assert new[:4] == moved[:2] + moved[3:5] and new[4:6] == moved[-2:]
+
+
+def test_other_countries_ids_stay_generic_in_spain():
+    # a valid fødselsnummer in a Spanish pipeline is just an ID: its digits are drawn
+    new = Surrogates(locale_data("es_ES"), random.Random(0), [], 365, 2).get("id_generic", "15076500565")
+    assert len(new) == 11 and new.isdigit() and new != "15076500565"
+
+
+@pytest.mark.parametrize("locale,original", [
+    ("de_DE", "0221/1234567"), ("de_DE", "(0221) 12 34 56"), ("de_DE", "0151 23456789"),
+    ("de_DE", "+49 30 12345678"), ("no_NO", "412 34 567"), ("no_NO", "+47 22 33 44 55"),
+    ("es_ES", "612 345 678"), ("sv_SE", "070-123 45 67"),
+])
+def test_phone_surrogates_valid_same_type_same_format(locale, original):
+    import phonenumbers
+    from clinical_deid.operators.contact import phone_number
+    data = locale_data(locale)
+    kind = phonenumbers.number_type(phone_number(original, data.country))
+    shape = lambda text: re.sub(r"\d", "9", text)  # noqa: E731
+    for seed in range(20):
+        new = Surrogates(data, random.Random(seed), [], 365, 2).get("phone", original)
+        number = phone_number(new, data.country)
+        assert number is not None and phonenumbers.number_type(number) == kind, new
+        assert shape(new) == shape(original) and new != original
+
+
+def test_phone_rule_with_phonenumbers_for_the_pipeline_country():
+    text = "Tel. 0221/1234567 oder +49 30 12345678, mobil 0151 23456789. Geb. 12.03.2019, ID: 632632225."
+    found = [text[s:e] for s, e, _ in find_structured_phi(text, ["PHONE"], phone_finder="phonenumbers", region="DE")]
+    assert found == ["0221/1234567", "+49 30 12345678", "0151 23456789"]
+    # the regex rules know Spanish and Swedish formats only: not the German area-code slash
+    assert "0221/1234567" not in [text[s:e] for s, e, _ in find_structured_phi(text, ["PHONE"])]
+    nlp = spacy.blank("de")
+    nlp.add_pipe("deid_rules", config={"phone_finder": "phonenumbers"})
+    assert [(e.text, e.label_) for e in nlp("Tel. 0221/1234567").ents] == [("0221/1234567", "PHONE")]
+    with pytest.raises(ValueError, match="unknown phone_finder 'libphone'"):
+        nlp.add_pipe("deid_rules", name="other", config={"phone_finder": "libphone"})

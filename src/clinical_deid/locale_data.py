@@ -44,6 +44,8 @@ class LocaleData:
     def __init__(self, locale: str) -> None:
         self.locale = locale
         self.lang = locale.split("_")[0]
+        # The country (ISO code) whose phone numbers and national IDs the surrogates follow.
+        self.country = locale.split("_")[-1].upper()
         # The language's word lists and templates (clinical_deid/lang/<lang>.json).
         self.words: Dict[str, Any] = load_language(self.lang)
         self.fake = Faker(locale)

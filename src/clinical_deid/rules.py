@@ -4,8 +4,9 @@ Registered factory ``deid_rules``; add it after ``ner`` and before ``deid_transf
 
     nlp.add_pipe("deid_rules", after="ner", config={"policy": "longest"})
 
-It finds e-mail addresses, URLs, IP addresses, phone and fax numbers (Spanish and Swedish
-formats), Spanish DNI and NIE (check letter validated), Swedish personnummer (date and Luhn
+It finds e-mail addresses, URLs, IP addresses, phone and fax numbers (``phone_finder``:
+``regex``, Spanish and Swedish formats, or ``phonenumbers``, Google's libphonenumber data for
+the pipeline's country and any number with a country prefix), Spanish DNI and NIE (check letter validated), Swedish personnummer (date and Luhn
 digit validated), numeric dates and, when asked, postcodes. The matches are put on
 ``doc.spans["deid_rules"]`` and merged into ``doc.ents`` without overlaps:
 
@@ -30,11 +31,14 @@ import re
 from datetime import date
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import phonenumbers
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 from stdnum import luhn
 from stdnum.es import dni, nie
+
+from .labels import LOCALES
 
 # In order of precedence when two matches of the same length overlap.
 RULES = ("EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "DATE", "PHONE", "FAX", "POSTCODE")
@@ -58,6 +62,19 @@ PRESETS: Dict[str, Dict[str, str]] = {
     "none": {},
 }
 LANG_PRESETS = {"es": "meddocan", "sv": "stockholm_epr"}
+# How phone numbers are found: this module's patterns (Spanish and Swedish formats), or
+# phonenumbers' PhoneNumberMatcher (valid numbers of the region, or of any country with a prefix).
+PHONE_FINDERS = ("regex", "phonenumbers")
+DEFAULT_PHONE_FINDER = "regex"
+
+
+def region_of(lang: str) -> Optional[str]:
+    """The country of a pipeline language, as phonenumbers and python-stdnum name it.
+
+    lang (str): A pipeline language ("de"). RETURNS (Optional[str]): "DE"; None if unknown.
+    """
+    locale = LOCALES.get(lang)
+    return locale.split("_")[-1].upper() if locale else None
 
 # --------------------------------------------------------------------------
 # Check digits (python-stdnum computes them; the formats the rules accept are checked here)
@@ -184,6 +201,17 @@ def _phones(text: str) -> Iterator[Tuple[int, int]]:
             yield s, e
 
 
+def _library_phones(text: str, region: Optional[str]) -> Iterator[Tuple[int, int]]:
+    """Valid numbers found by phonenumbers' PhoneNumberMatcher (numbers without a country
+    prefix are read as the region's), without dates and numbers after an ID's label."""
+    for match in phonenumbers.PhoneNumberMatcher(text, region or "ZZ", leniency=phonenumbers.Leniency.VALID):
+        s, e = match.start, match.end
+        if _DATE.fullmatch(match.raw_string) and _valid_date(match.raw_string):
+            continue
+        if not _ID_CONTEXT.search(text[max(0, s - 25) : s]):
+            yield s, e
+
+
 def _valid_date(match: str) -> bool:
     parts = re.split(r"[/.-]", match)
     if len(parts[0]) == 4:
@@ -198,8 +226,9 @@ def _valid_date(match: str) -> bool:
     return True
 
 
-def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES,
-                        validate: bool = True) -> List[Tuple[int, int, str]]:
+def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES, validate: bool = True,
+                        phone_finder: str = DEFAULT_PHONE_FINDER,
+                        region: Optional[str] = None) -> List[Tuple[int, int, str]]:
     """(start, end, rule) of the matches in `text`, sorted and without overlaps.
 
     Overlaps between rules go to the longer match; on a tie to the rule listed first in RULES
@@ -207,6 +236,8 @@ def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES,
 
     text (str): A note. rules (Sequence[str]): Which of RULES to run.
     validate (bool): Check DNI/NIE letters and personnummer dates and digits.
+    phone_finder (str): regex | phonenumbers (see PHONE_FINDERS).
+    region (Optional[str]): The country whose numbers need no prefix ("ES"; phonenumbers only).
     RETURNS (List[Tuple[int, int, str]]): (start, end, rule) of each match.
     """
     found: List[Tuple[int, int, str]] = []
@@ -232,7 +263,8 @@ def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES,
     if "NIE" in enabled:
         found += [(m.start(), m.end(), "NIE") for m in _NIE.finditer(text) if not validate or is_valid_dni(m.group())]
     if "PHONE" in enabled or "FAX" in enabled:
-        for s, e in _phones(text):
+        phones = _library_phones(text, region) if phone_finder == "phonenumbers" else _phones(text)
+        for s, e in phones:
             is_fax = "fax" in text[max(0, s - 15) : s].lower()
             rule = "FAX" if is_fax and "FAX" in enabled else "PHONE"
             if rule in enabled:
@@ -285,12 +317,16 @@ class DeidRules:
     def __init__(self, name: str, lang: str, rules: Sequence[str] = DEFAULT_RULES, preset: str = "auto",
                  label_map: Optional[Dict[str, str]] = None, policy: str = "longest",
                  validate_checksums: bool = True, alignment_mode: str = "expand",
-                 spans_key: str = "deid_rules") -> None:
+                 spans_key: str = "deid_rules", phone_finder: Optional[str] = None,
+                 region: str = "auto") -> None:
         unknown = set(rules) - set(RULES)
         if unknown:
             raise ValueError(f"deid_rules: unknown rule(s) {sorted(unknown)}; choose from {list(RULES)}")
         if policy not in POLICIES:
             raise ValueError(f"deid_rules: unknown policy {policy!r}; choose one of {POLICIES}")
+        phone_finder = phone_finder or DEFAULT_PHONE_FINDER
+        if phone_finder not in PHONE_FINDERS:
+            raise ValueError(f"deid_rules: unknown phone_finder {phone_finder!r}; choose one of {PHONE_FINDERS}")
         if preset == "auto":
             preset = LANG_PRESETS.get(lang, "none")
         if preset not in PRESETS:
@@ -306,9 +342,13 @@ class DeidRules:
         self.validate_checksums = validate_checksums
         self.alignment_mode = alignment_mode
         self.spans_key = spans_key
+        self.phone_finder = phone_finder
+        # The country whose phone numbers need no prefix: "auto" is the pipeline language's.
+        self.region = region_of(lang) if region == "auto" else (region.upper() or None)
 
     def __call__(self, doc: Doc) -> Doc:
-        matches = find_structured_phi(doc.text, self.rules, self.validate_checksums)
+        matches = find_structured_phi(doc.text, self.rules, self.validate_checksums,
+                                      phone_finder=self.phone_finder, region=self.region)
         spans = []
         for start, end, rule in matches:
             span = doc.char_span(start, end, label=self.labels[rule], alignment_mode=self.alignment_mode)
@@ -332,16 +372,21 @@ class DeidRules:
         "validate_checksums": True,
         "alignment_mode": "expand",
         "spans_key": "deid_rules",
+        "phone_finder": DEFAULT_PHONE_FINDER,
+        "region": "auto",
     },
 )
 def make_deid_rules(nlp: Language, name: str, rules: List[str], preset: str, label_map: Dict[str, str],
-                    policy: str, validate_checksums: bool, alignment_mode: str, spans_key: str) -> DeidRules:
+                    policy: str, validate_checksums: bool, alignment_mode: str, spans_key: str,
+                    phone_finder: str, region: str) -> DeidRules:
     """Regex rules for structured PHI merged into doc.ents (see the module docstring).
 
     rules: which of RULES to run (POSTCODE is off by default). preset: meddocan |
     stockholm_epr | swedish_ner | none | auto (from nlp.lang). label_map: rule -> label
-    overrides ("" switches a rule off). policy: ner | longest | rules.
+    overrides ("" switches a rule off). policy: ner | longest | rules. phone_finder: regex |
+    phonenumbers. region: the country whose phone numbers need no prefix ("auto": from
+    nlp.lang).
     """
     return DeidRules(name, nlp.lang, rules=rules, preset=preset, label_map=label_map, policy=policy,
                      validate_checksums=validate_checksums, alignment_mode=alignment_mode,
-                     spans_key=spans_key)
+                     spans_key=spans_key, phone_finder=phone_finder, region=region)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
 
 from .base import Operator, random_digits_like
 
@@ -17,9 +20,39 @@ def _ascii_letters(text: str) -> str:
     return re.sub(r"[^a-z]", "", text.lower())
 
 
+_EITHER = PhoneNumberType.FIXED_LINE_OR_MOBILE
+_PHONE_TRIES = 50  # draws until one is a valid number of the original's type
+
+
+def phone_number(text: str, region: str) -> Optional[phonenumbers.PhoneNumber]:
+    """`text` as a valid phone number (without a country prefix: of `region`), else None.
+
+    text (str): A phone number as written. region (str): The pipeline's country ("DE").
+    RETURNS (Optional[PhoneNumber]): The parsed number, or None if it is no valid number.
+    """
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+def _same_type(candidate: str, original: phonenumbers.PhoneNumber, region: str) -> bool:
+    """Whether `candidate` is a valid number of the original's country and type (mobile,
+    landline, ...; "fixed line or mobile" goes with either)."""
+    number = phone_number(candidate, region)
+    if number is None or number.country_code != original.country_code:
+        return False
+    types = {phonenumbers.number_type(number), phonenumbers.number_type(original)}
+    return len(types) == 1 or (_EITHER in types and types <= {_EITHER, PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE})
+
+
 class Phone(Operator):
-    """The country code, the trunk 0 and the first digit of the number (mobile or landline,
-    so the format stays valid) are kept; every other digit is drawn."""
+    """The country code, the trunk 0 and the first digit of the number (mobile or landline)
+    are kept; every other digit is drawn, in place, so separators, prefix and area-code
+    slashes stay. Where phonenumbers reads the original as a valid number (without a prefix:
+    of the pipeline's country), the draw is repeated until it is a valid number of the same
+    country and type."""
 
     name = "phone"
 
@@ -28,7 +61,17 @@ class Phone(Operator):
         keep = 2 if m else 0
         rest = text[m.end():] if m else text
         keep += 2 if rest.lstrip("(").startswith("0") else 1
-        return surrogates.fresh(lambda: random_digits_like(text, surrogates.rng, keep=keep))
+        region = surrogates.data.country
+        original = phone_number(text, region)
+
+        def draw() -> str:
+            candidate = random_digits_like(text, surrogates.rng, keep=keep)
+            for _ in range(_PHONE_TRIES if original is not None else 0):
+                if _same_type(candidate, original, region):  # type: ignore[arg-type]
+                    break
+                candidate = random_digits_like(text, surrogates.rng, keep=keep)
+            return candidate
+        return surrogates.fresh(draw)
 
 
 class Email(Operator):

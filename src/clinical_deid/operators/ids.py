@@ -1,16 +1,24 @@
-"""Identifiers: Spanish DNI and NIE, Swedish personnummer, and any other ID.
+"""Identifiers: Spanish DNI and NIE, Swedish personnummer, other countries' national ID
+numbers, and any other ID.
 
 DNI/NIE come out with a valid check letter and a personnummer with a valid Luhn digit,
-computed by python-stdnum; the original's separators, case and length are kept. Any other
+computed by python-stdnum; the original's separators, case and length are kept. A national
+ID of the pipeline's country (NATIONAL_IDS: Norwegian fødselsnummer, Danish CPR, Finnish
+HETU, German IdNr, French NIR, Italian codice fiscale, ...) that python-stdnum validates comes
+out valid too, in the same format (birth-date heads moved by the document's shift). Any other
 ID keeps its letter prefixes ("NHC", "COL") and has its digits and single letters drawn.
 """
 from __future__ import annotations
 
+import importlib
 import re
+import string
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, List, Optional
 
 from stdnum import luhn
+from stdnum.exceptions import InvalidChecksum
 from stdnum.es import dni, nie
 
 from ..folding import match_case
@@ -23,6 +31,91 @@ _DNI_RE = re.compile(r"^(\d{1,2})(\.?)(\d{3})(\.?)(\d{3})([\s-]?)([A-Za-z])$")
 _NIE_RE = re.compile(r"^([XYZxyz])([\s-]?)(\d{7})([\s-]?)([A-Za-z])$")
 _PNR_RE = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+ ]?)(\d{3})(\d)$")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
+
+# python-stdnum's personal ID numbers by country (ISO code of the pipeline's locale); Spain
+# and Sweden have the operators below. A module name with "*" begins with the birth date
+# as DDMMYY, which the surrogate moves by the document's shift.
+NATIONAL_IDS = {
+    "NO": ("no.fodselsnummer*",), "DK": ("dk.cpr*",), "FI": ("fi.hetu*",), "DE": ("de.idnr",),
+    "FR": ("fr.nir",), "IT": ("it.codicefiscale",), "PT": ("pt.cc", "pt.nif"), "NL": ("nl.bsn",),
+    "BE": ("be.nn",), "AT": ("at.vnr",), "CH": ("ch.ssn",), "PL": ("pl.pesel",), "EE": ("ee.ik",),
+    "GB": ("gb.nhs",), "US": ("us.ssn",), "IS": ("is_.kennitala",), "RO": ("ro.cnp",), "CZ": ("cz.rc",),
+}
+_DATED = {"stdnum." + name[:-1] for names in NATIONAL_IDS.values() for name in names if name.endswith("*")}
+_DRAWS = 300  # base candidates tried before giving up (the check character is enumerated per base)
+
+
+def national_id_module(text: str, country: str) -> Optional[ModuleType]:
+    """The python-stdnum module of `country` that validates `text`, if any.
+
+    text (str): An ID as written. country (str): The pipeline's country ("NO").
+    RETURNS (Optional[ModuleType]): The module (fodselsnummer, cpr, ...), or None.
+    """
+    for name in NATIONAL_IDS.get(country.upper(), ()):
+        module = importlib.import_module("stdnum." + name.rstrip("*"))
+        try:
+            if module.is_valid(text.strip()):
+                return module
+        except Exception:  # a module may raise on input far from its format
+            continue
+    return None
+
+
+def _birth_head(digits: str, surrogates: "Surrogates") -> str:
+    """DDMMYY of the original's birth date moved by the document's shift (a drawn date
+    where the head is no date: D-numbers, day + 40)."""
+    day, month, yy = int(digits[:2]), int(digits[2:4]), int(digits[4:6])
+    try:
+        born = date(1900 + yy if yy > date.today().year % 100 else 2000 + yy, month, day) + surrogates.shift
+    except (ValueError, OverflowError):
+        born = date(1930, 1, 1) + timedelta(days=surrogates.rng.randint(0, 80 * 365))
+    return f"{born.day:02d}{born.month:02d}{born.year % 100:02d}"
+
+
+def draw_national_id(module: ModuleType, text: str, surrogates: "Surrogates") -> Optional[str]:
+    """A drawn ID that `module` validates, in the original's format: each letter and digit
+    drawn as a letter or digit of the same case, separators kept, the last character (the
+    check digit or letter) chosen to make it valid.
+
+    module (ModuleType): The python-stdnum module that validates `text`.
+    text (str): The original. surrogates (Surrogates): The document's state.
+    RETURNS (Optional[str]): The drawn ID; None if no valid one was found.
+    """
+    rng = surrogates.rng
+    positions = [i for i, c in enumerate(text) if c.isalnum()]
+    digits = "".join(text[i] for i in positions)
+    dated = module.__name__ in _DATED
+    head = _birth_head(digits, surrogates) if dated and digits[:6].isdigit() else ""
+    last = positions[-1]
+    checks = string.digits if text[last].isdigit() else string.digits + string.ascii_uppercase
+    for _ in range(_DRAWS):
+        chars: List[str] = list(text)
+        for n, i in enumerate(positions[:-1]):
+            if n < len(head):
+                chars[i] = head[n]
+            elif text[i].isdigit():
+                chars[i] = str(rng.randint(0, 9))
+            else:
+                chars[i] = match_case(text[i], random_letter(rng))
+        if not _checksum_only(module, "".join(chars)):
+            continue  # a drawn date or component is no valid one: no check character helps
+        for check in checks:
+            chars[last] = match_case(text[last], check)
+            candidate = "".join(chars)
+            if candidate != text and module.is_valid(candidate):
+                return candidate
+    return None
+
+
+def _checksum_only(module: ModuleType, candidate: str) -> bool:
+    """Whether `candidate` is valid or fails on its check character alone."""
+    try:
+        module.validate(candidate)
+    except InvalidChecksum:
+        return True
+    except Exception:  # InvalidFormat, InvalidComponent, InvalidLength, ...
+        return False
+    return True
 
 
 class NotAnId(Exception):
@@ -129,8 +222,9 @@ class IdSePersonnummer(Operator):
 
 
 class IdGeneric(Operator):
-    """Any ID: a DNI, NIE or personnummer shape goes to its own operator; otherwise letter
-    prefixes stay and digits and single letters are drawn (see draw_generic_id)."""
+    """Any ID: a valid national ID of the pipeline's country is drawn valid (see
+    draw_national_id); a DNI, NIE or personnummer shape goes to its own operator; otherwise
+    letter prefixes stay and digits and single letters are drawn (see draw_generic_id)."""
 
     name = "id_generic"
 
@@ -139,6 +233,11 @@ class IdGeneric(Operator):
             check_id_like(text)
 
     def operate(self, text: str, surrogates: "Surrogates") -> str:
+        module = national_id_module(text, surrogates.data.country) if text.strip() == text else None
+        if module is not None:
+            drawn = surrogates.fresh(lambda: draw_national_id(module, text, surrogates) or "")
+            if drawn:
+                return drawn
         if text.strip() == text:
             if _DNI_RE.match(text) or _NIE_RE.match(text):
                 return IdEsDni().operate(text, surrogates)
