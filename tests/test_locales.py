@@ -109,8 +109,10 @@ def test_phone_rule_with_phonenumbers_for_the_pipeline_country():
     assert found == ["0221/1234567", "+49 30 12345678", "0151 23456789"]
     # the regex rules know Spanish and Swedish formats only: not the German area-code slash
     assert "0221/1234567" not in [text[s:e] for s, e, _ in find_structured_phi(text, ["PHONE"])]
+    # "auto" (the default): phonenumbers for German, the measured patterns for Spanish and Swedish
     nlp = spacy.blank("de")
-    nlp.add_pipe("deid_rules", config={"phone_finder": "phonenumbers"})
+    assert nlp.add_pipe("deid_rules").phone_finder == "phonenumbers"
     assert [(e.text, e.label_) for e in nlp("Tel. 0221/1234567").ents] == [("0221/1234567", "PHONE")]
+    assert spacy.blank("es").add_pipe("deid_rules").phone_finder == "regex"
     with pytest.raises(ValueError, match="unknown phone_finder 'libphone'"):
         nlp.add_pipe("deid_rules", name="other", config={"phone_finder": "libphone"})
