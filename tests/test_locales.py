@@ -116,3 +116,18 @@ def test_phone_rule_with_phonenumbers_for_the_pipeline_country():
     assert spacy.blank("es").add_pipe("deid_rules").phone_finder == "regex"
     with pytest.raises(ValueError, match="unknown phone_finder 'libphone'"):
         nlp.add_pipe("deid_rules", name="other", config={"phone_finder": "libphone"})
+
+
+def test_national_id_rule_for_the_pipeline_country():
+    text = "Pas. fnr 15076500565, tlf 412 34 567; ikke 15076500566."
+    found = [(text[s:e], rule) for s, e, rule in find_structured_phi(text, ["NATIONAL_ID", "PHONE"], region="NO",
+                                                                     phone_finder="phonenumbers")]
+    assert found == [("15076500565", "NATIONAL_ID"), ("412 34 567", "PHONE")]
+    assert find_structured_phi(text, ["NATIONAL_ID"], region="ES") == []  # Spain: DNI and NIE rules
+    nlp = spacy.blank("nb")
+    nlp.add_pipe("deid_rules")
+    assert [(e.text, e.label_) for e in nlp(text).ents] == [("15076500565", "NATIONAL_ID"), ("412 34 567", "PHONE")]
+    # the fødselsnummer's surrogate is a valid one
+    from stdnum.no import fodselsnummer
+    new = Surrogates(locale_data("no_NO"), random.Random(0), [], 365, 2).get("id_generic", "15076500565")
+    assert fodselsnummer.is_valid(new)

@@ -7,8 +7,9 @@ Registered factory ``deid_rules``; add it after ``ner`` and before ``deid_transf
 It finds e-mail addresses, URLs, IP addresses, phone and fax numbers (``phone_finder``:
 ``regex``, Spanish and Swedish formats, or ``phonenumbers``, Google's libphonenumber data for
 the pipeline's country and any number with a country prefix; ``auto``, the default: regex for
-es and sv, phonenumbers for any other language), Spanish DNI and NIE (check letter validated), Swedish personnummer (date and Luhn
-digit validated), numeric dates and, when asked, postcodes. The matches are put on
+es and sv, phonenumbers for any other language), Spanish DNI and NIE (check letter
+validated), Swedish personnummer (date and Luhn digit validated), other countries' national
+IDs, numeric dates and, when asked, postcodes. The matches are put on
 ``doc.spans["deid_rules"]`` and merged into ``doc.ents`` without overlaps:
 
 * ``policy = "ner"``: the model's entities stay; a match that overlaps one is dropped.
@@ -17,7 +18,11 @@ digit validated), numeric dates and, when asked, postcodes. The matches are put 
   whole e-mail address: covering more is the safe side for de-identification.
 * ``policy = "rules"``: a match replaces the entities it overlaps.
 
-Rule names (EMAIL, URL, IP, PHONE, FAX, DNI, NIE, PERSONNUMMER, DATE, POSTCODE) become
+NATIONAL_ID finds the personal ID numbers of the pipeline's country that python-stdnum
+validates (Norwegian fødselsnummer, Danish CPR, Finnish HETU, ...: see
+``clinical_deid.national_ids``).
+
+Rule names (EMAIL, URL, IP, PHONE, FAX, DNI, NIE, PERSONNUMMER, NATIONAL_ID, DATE, POSTCODE) become
 labels of the pipeline's label set through ``preset`` (``auto``: from ``nlp.lang``, es →
 meddocan, sv → stockholm_epr) and ``label_map`` (rule → label; an empty label switches the
 rule off). A rule without a label in the set keeps its own name as the label;
@@ -40,10 +45,11 @@ from stdnum import luhn
 from stdnum.es import dni, nie
 
 from .labels import LOCALES
+from .national_ids import find_national_ids
 
 # In order of precedence when two matches of the same length overlap.
-RULES = ("EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "DATE", "PHONE", "FAX", "POSTCODE")
-DEFAULT_RULES = ["EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "DATE", "PHONE", "FAX"]
+RULES = ("EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "NATIONAL_ID", "DATE", "PHONE", "FAX", "POSTCODE")
+DEFAULT_RULES = ["EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "NATIONAL_ID", "DATE", "PHONE", "FAX"]
 POLICIES = ("ner", "longest", "rules")
 PRESETS: Dict[str, Dict[str, str]] = {
     "meddocan": {
@@ -243,7 +249,8 @@ def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES, validat
     text (str): A note. rules (Sequence[str]): Which of RULES to run.
     validate (bool): Check DNI/NIE letters and personnummer dates and digits.
     phone_finder (str): regex | phonenumbers (see PHONE_FINDERS; "auto" is settled by DeidRules).
-    region (Optional[str]): The country whose numbers need no prefix ("ES"; phonenumbers only).
+    region (Optional[str]): The pipeline's country ("NO"): whose phone numbers need no prefix
+        (phonenumbers), whose national IDs NATIONAL_ID finds (python-stdnum).
     RETURNS (List[Tuple[int, int, str]]): (start, end, rule) of each match.
     """
     found: List[Tuple[int, int, str]] = []
@@ -268,6 +275,8 @@ def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES, validat
                   if (len(re.sub(r"\D", "", m.group())) == 8) and (not validate or is_valid_dni(m.group()))]
     if "NIE" in enabled:
         found += [(m.start(), m.end(), "NIE") for m in _NIE.finditer(text) if not validate or is_valid_dni(m.group())]
+    if "NATIONAL_ID" in enabled and region:
+        found += [(s, e, "NATIONAL_ID") for s, e in find_national_ids(text, region)]
     if "PHONE" in enabled or "FAX" in enabled:
         phones = _library_phones(text, region) if phone_finder == "phonenumbers" else _phones(text)
         for s, e in phones:

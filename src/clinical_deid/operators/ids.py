@@ -10,7 +10,6 @@ ID keeps its letter prefixes ("NHC", "COL") and has its digits and single letter
 """
 from __future__ import annotations
 
-import importlib
 import re
 import string
 from datetime import date, timedelta
@@ -22,6 +21,7 @@ from stdnum.exceptions import InvalidChecksum
 from stdnum.es import dni, nie
 
 from ..folding import match_case
+from ..national_ids import NATIONAL_IDS, national_id_module
 from .base import Operator, random_digits_like, random_letter
 
 if TYPE_CHECKING:
@@ -32,33 +32,8 @@ _NIE_RE = re.compile(r"^([XYZxyz])([\s-]?)(\d{7})([\s-]?)([A-Za-z])$")
 _PNR_RE = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+ ]?)(\d{3})(\d)$")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 
-# python-stdnum's personal ID numbers by country (ISO code of the pipeline's locale); Spain
-# and Sweden have the operators below. A module name with "*" begins with the birth date
-# as DDMMYY, which the surrogate moves by the document's shift.
-NATIONAL_IDS = {
-    "NO": ("no.fodselsnummer*",), "DK": ("dk.cpr*",), "FI": ("fi.hetu*",), "DE": ("de.idnr",),
-    "FR": ("fr.nir",), "IT": ("it.codicefiscale",), "PT": ("pt.cc", "pt.nif"), "NL": ("nl.bsn",),
-    "BE": ("be.nn",), "AT": ("at.vnr",), "CH": ("ch.ssn",), "PL": ("pl.pesel",), "EE": ("ee.ik",),
-    "GB": ("gb.nhs",), "US": ("us.ssn",), "IS": ("is_.kennitala",), "RO": ("ro.cnp",), "CZ": ("cz.rc",),
-}
 _DATED = {"stdnum." + name[:-1] for names in NATIONAL_IDS.values() for name in names if name.endswith("*")}
 _DRAWS = 300  # base candidates tried before giving up (the check character is enumerated per base)
-
-
-def national_id_module(text: str, country: str) -> Optional[ModuleType]:
-    """The python-stdnum module of `country` that validates `text`, if any.
-
-    text (str): An ID as written. country (str): The pipeline's country ("NO").
-    RETURNS (Optional[ModuleType]): The module (fodselsnummer, cpr, ...), or None.
-    """
-    for name in NATIONAL_IDS.get(country.upper(), ()):
-        module = importlib.import_module("stdnum." + name.rstrip("*"))
-        try:
-            if module.is_valid(text.strip()):
-                return module
-        except Exception:  # a module may raise on input far from its format
-            continue
-    return None
 
 
 def _birth_head(digits: str, surrogates: "Surrogates") -> str:
