@@ -4,6 +4,11 @@ from the de-identified output, and how much gold PHI is left in it?
     python -m scripts.residual_phi ../shared/data/meddocan/test deidentified/meddocan/test \\
         --spans deidentified/meddocan/test.spans.jsonl --output metrics/meddocan/residual_phi.json \\
         --markdown metrics/meddocan/residual_phi.md
+    python -m scripts.residual_phi assets/demo-es check/output.jsonl --format jsonl --part test \\
+        --spans check/spans.jsonl --lenient
+
+GOLD in any format the converters read (see deid_synthesis.residual_input); fewer than half the
+gold documents matched by the output is an error (exit 1), naming the file and example ids.
 """
 import json
 from pathlib import Path

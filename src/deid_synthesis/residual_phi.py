@@ -7,6 +7,13 @@ how much gold PHI is left in it?
         --spans deidentified/meddocan/test.spans.jsonl --output metrics/meddocan/residual_phi.json \
         --markdown metrics/meddocan/residual_phi.md
 
+Any corpus format, as `spacy project run production-check` does it (a JSONL data folder here):
+
+    python -m scripts.gold_texts assets/demo-es check/input.jsonl --format jsonl --part test
+    python -m clinical_deid.deidentify MODEL check/input.jsonl check/output.jsonl --spans-output check/spans.jsonl
+    python -m scripts.residual_phi assets/demo-es check/output.jsonl --format jsonl --part test \
+        --spans check/spans.jsonl
+
 GOLD is any format the converters read (a BRAT folder, a JSONL or CoNLL file, or a data folder
 with `--part test`), read by `deid_synthesis.corpus`'s readers so that its document ids are the
 converter's (a JSONL record without an id: `<stem>-<line>`), or the gold DocBin (ids in
