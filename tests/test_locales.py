@@ -131,3 +131,30 @@ def test_national_id_rule_for_the_pipeline_country():
     from stdnum.no import fodselsnummer
     new = Surrogates(locale_data("no_NO"), random.Random(0), [], 365, 2).get("id_generic", "15076500565")
     assert fodselsnummer.is_valid(new)
+
+
+def test_german_note_end_to_end():
+    """A label set of its own in German: rules find the phone, dates keep their form, the
+    phone and the ID come out valid, nothing original stays."""
+    import phonenumbers
+    from stdnum.de import idnr
+    from tests.deid_pipelines import ruler_pipeline
+    from clinical_deid.operators.contact import phone_number
+    note = ("Patient Hans Müller, geb. 03.02.1961, aufgenommen am 3. März 2019, entlassen am 12.10.2019. "
+            "Steuer-ID 36574261809. Tel. 0221/1234567.")
+    nlp = ruler_pipeline("de", [("NAME_PATIENT", "Hans Müller"), ("DATE", "03.02.1961"), ("DATE", "3. März 2019"),
+                                ("DATE", "12.10.2019"), ("ID", "36574261809")],
+                         mode="pseudonymize", seed=1)
+    doc = nlp(note)
+    new = {record["label"]: [] for record in doc._.deid_spans}
+    for record in doc._.deid_spans:
+        new[record["label"]].append(record["replacement"])
+    dates = new["DATE"]
+    assert [d[2] + d[5] for d in (dates[0], dates[2])] == ["..", ".."] and len(dates[0]) == 10
+    assert re.fullmatch(r"\d{1,2}\. (Januar|Februar|März|April|Mai|Juni|Juli|August|September|Oktober|November"
+                        r"|Dezember) 2019", dates[1]), dates[1]
+    assert idnr.is_valid(new["ID"][0])
+    phone = new["PHONE"][0]
+    assert re.fullmatch(r"0\d{3}/\d{7}", phone) and phonenumbers.is_valid_number(phone_number(phone, "DE"))
+    for original in ("Müller", "03.02.1961", "3. März 2019", "12.10.2019", "36574261809", "0221/1234567"):
+        assert original not in doc._.deidentified
