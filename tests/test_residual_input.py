@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import clinical_deid.tokenizer  # noqa: F401  (registers the clinical tokenizer)
 from clinical_deid.deidentify import deidentify_main
+from deid_synthesis.corpus.convert import convert
 from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.residual_input import gold_source, jsonl_line_ids, read_gold
 from scripts.gold_texts import main as gold_texts_main
@@ -102,6 +103,21 @@ def test_output_that_matches_no_gold_document_is_an_error(nlp, tmp_path):
     text = " ".join(result.output.split())
     assert "only 0 of 2 gold documents have an output" in text and "2 output records have no id" in text
     assert "'n0'" in text and not any(phi in result.output for phi in PHI)
+
+
+def test_docbin_of_a_jsonl_without_ids_matches_through_the_spans(nlp, tmp_path):
+    """The issue's case: the gold DocBin `convert` wrote (ids test-1, test-3), the output of the
+    command run on the JSONL: the spans' "line N" ids say which record each output is; without
+    the spans file nothing matches, and that is an error that says what to give."""
+    corpus = write_jsonl_corpus(tmp_path / "test.jsonl")
+    convert(corpus, tmp_path / "test.spacy", "jsonl", "es")
+    out, spans = deidentify(nlp, corpus, tmp_path)
+    assert_checked(check(tmp_path / "test.spacy", out, spans), out)
+    result = CliRunner().invoke(app(residual_main), [str(tmp_path / "test.spacy"), str(out)])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "only 0 of 2 gold documents have an output; 2 output records have no id" in text
+    assert "gold ids: 'test-1', 'test-3'; output ids: none" in text
 
 
 def test_conll_data_folder_through_gold_texts(nlp, tmp_path):

@@ -6,8 +6,9 @@ their ids are the ones `convert` writes into the DocBin: a JSONL record without 
 `<file stem>-<line>`, a CoNLL document `<file stem>-<index>`. A DocBin gold (`.spacy`) gives
 the ids in `user_data["id"]`. `write_gold_texts` writes the production command's input for
 the check, `{"id", "text"}` per gold document, so every format reaches the command with
-those ids; a JSONL the command read as it was (records without ids) is matched line by line
-when the gold is that same JSONL file (`--format jsonl`).
+those ids. A JSONL the command read as it was (records without ids: its output has none, its
+spans the command's "line N") is matched line by line when the gold is that same JSONL file
+(`--format jsonl`), or its DocBin with the spans file given (`line N` is the record `<stem>-N`).
 """
 from __future__ import annotations
 
@@ -158,18 +159,32 @@ def read_outputs(path: Path, text_field: str = "text", id_field: str = "id",
             if doc_id is not None and text is not None}
 
 
-def read_spans(path: Path, stem: Optional[str] = None) -> Dict[str, List[Dict]]:
+def read_spans(path: Path, line_ids: Optional[List[Optional[str]]] = None) -> Dict[str, List[Dict]]:
     """Spans of each document of a `--spans-output` file (documents that failed are left out).
-    `stem`: the JSONL gold's file stem; the command's "line N" ids become `<stem>-N`."""
+    `line_ids`: as `output_records`; the n-th row's "line N" id (a record without an id)
+    becomes `line_ids[n]`, the converter's id of that record."""
     spans: Dict[str, List[Dict]] = {}
-    for _, _, row in read_jsonl(path, text_field=None):
+    for n, (_, _, row) in enumerate(read_jsonl(path, text_field=None)):
         if row.get("spans") is not None:
             doc_id = str(row["id"])
-            line = LINE_ID.fullmatch(doc_id)
-            if stem is not None and line:
-                doc_id = f"{stem}-{line.group(1)}"
+            if line_ids is not None and n < len(line_ids) and line_ids[n] and LINE_ID.fullmatch(doc_id):
+                doc_id = line_ids[n]
             spans.setdefault(key(doc_id), row["spans"])
     return spans
+
+
+def spans_line_ids(path: Path, gold_ids: List[str]) -> List[Optional[str]]:
+    """For a DocBin gold: the converter's id of each row of a spans file whose id is the
+    command's "line N" (a JSONL record without an id), in order: the gold id `<stem>-N`, when
+    exactly one gold id has that form; None otherwise."""
+    known = set(gold_ids)
+    stems = {m.group(1) for doc_id in gold_ids if (m := re.fullmatch(r"(.+)-[0-9]+", doc_id))}
+    ids: List[Optional[str]] = []
+    for _, _, row in read_jsonl(path, text_field=None):
+        line = LINE_ID.fullmatch(str(row.get("id")))
+        found = [f"{stem}-{line.group(1)}" for stem in stems if line and f"{stem}-{line.group(1)}" in known]
+        ids.append(found[0] if len(found) == 1 else None)
+    return ids
 
 
 def write_gold_texts(path: Path, output: Path, fmt: str = "auto", problems: Optional[Problems] = None,
@@ -197,8 +212,8 @@ def match_problem(n_gold: int, n_matched: int, gold_ids: List[str], output_ids: 
         return None
     problem = f"{output_path}: only {n_matched} of {n_gold} gold documents have an output"
     if without_id:
-        problem += (f"; {without_id} output records have no id (check the JSONL the command read "
-                    "with --format jsonl, so that its lines give the ids)")
+        problem += (f"; {without_id} output records have no id (give the JSONL the command read "
+                    "as GOLD, --format jsonl, or its --spans-output: they say which record each is)")
     examples = lambda ids: ", ".join(repr(i) for i in ids[:3]) or "none"  # noqa: E731
     return problem + f"; gold ids: {examples(gold_ids)}; output ids: {examples(output_ids)}"
 
@@ -223,12 +238,17 @@ def load_inputs(gold: Path, output_path: Path, spans_path: Optional[Path] = None
     """
     source, fmt = gold_source(gold, fmt, part)
     gold_docs = read_gold(source, fmt, problems)[: limit or None]
-    from_jsonl = fmt == "jsonl"
     output_path = Path(output_path)
-    line_ids = jsonl_line_ids(source) if from_jsonl and not output_path.is_dir() else None
+    line_ids = None
+    if fmt == "jsonl":
+        line_ids = jsonl_line_ids(source)
+    elif fmt == "docbin" and spans_path is not None:  # the spans' "line N" ids say which record
+        line_ids = spans_line_ids(spans_path, [d.id for d in gold_docs])
+    if output_path.is_dir():
+        line_ids = None
     outputs = read_outputs(output_path, text_field, id_field, [d.id for d in gold_docs], line_ids)
     without_id = 0 if output_path.is_dir() else sum(
         doc_id is None and text is not None
         for doc_id, text in output_records(output_path, text_field, id_field, line_ids))
-    spans = read_spans(spans_path, source.stem if from_jsonl else None) if spans_path else None
+    spans = read_spans(spans_path, line_ids) if spans_path else None
     return CheckInputs(gold_docs, outputs, spans, without_id)
