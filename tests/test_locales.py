@@ -158,3 +158,10 @@ def test_german_note_end_to_end():
     assert re.fullmatch(r"0\d{3}/\d{7}", phone) and phonenumbers.is_valid_number(phone_number(phone, "DE"))
     for original in ("Müller", "03.02.1961", "3. März 2019", "12.10.2019", "36574261809", "0221/1234567"):
         assert original not in doc._.deidentified
+
+
+def test_a_date_span_without_a_date_becomes_a_local_date():
+    drawn = {locale: Surrogates(locale_data(locale), random.Random(0), [], 365, 2).get("date", "gestern")
+             for locale in ("de_DE", "en_US", "sv_SE", "es_ES")}
+    assert re.fullmatch(r"\d\d\.\d\d\.\d{4}", drawn["de_DE"]) and re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", drawn["en_US"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", drawn["sv_SE"]) and re.fullmatch(r"\d\d/\d\d/\d{4}", drawn["es_ES"])

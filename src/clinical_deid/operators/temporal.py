@@ -11,6 +11,9 @@ import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from babel import UnknownLocaleError
+from babel.dates import format_date, get_date_format
+
 from ..dates import find_dates, shift_match
 from .base import Operator
 
@@ -18,9 +21,23 @@ if TYPE_CHECKING:
     from ..surrogates import Surrogates
 
 
+def local_date(day: date, lang: str) -> str:
+    """`day` in the short numeric form of `lang` (CLDR, with a four-digit year: "03.04.2011"
+    in German, "4/3/2011" in English); ISO 8601 for a language Babel does not know.
+
+    day (date): The date. lang (str): The pipeline's language.
+    RETURNS (str): The date as that language writes it.
+    """
+    try:
+        pattern = get_date_format("short", locale=lang).pattern
+    except (UnknownLocaleError, ValueError, TypeError):
+        return day.isoformat()
+    return format_date(day, re.sub(r"y+", "yyyy", pattern), locale=lang)
+
+
 class Date(Operator):
     """Every date found in the span moved by the document's shift; a span with no date in
-    it ("ayer", "Semana Santa") becomes a drawn date of the same period."""
+    it ("ayer", "Semana Santa") becomes a drawn date in the language's short form."""
 
     name = "date"
 
@@ -29,7 +46,7 @@ class Date(Operator):
         lang = surrogates.data.lang
         if not found:
             new = date(2000, 1, 1) + timedelta(days=surrogates.rng.randint(0, 20 * 365))
-            return f"{new.day:02d}/{new.month:02d}/{new.year}" if lang == "es" else new.isoformat()
+            return f"{new.day:02d}/{new.month:02d}/{new.year}" if lang == "es" else local_date(new, lang)
         out, pos = [], 0
         for start, end, m in found:
             out.append(text[pos:start])
