@@ -51,7 +51,6 @@ written; the PHI strings are printed (never written) with --show only.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from clinical_deid.folding import folded_text, glued
