@@ -196,3 +196,13 @@ def test_gold_source_and_duplicate_ids_say_what_to_do(tmp_path):
     DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "pieces.spacy")
     with pytest.raises(CorpusError, match=r"pieces.spacy: 1 document ids occur twice or more \('a'\)"):
         read_gold(tmp_path / "pieces.spacy")
+
+
+def test_most_documents_without_output_is_an_error_a_few_a_warning(tmp_path):
+    from deid_synthesis.residual_input import match_problem
+
+    out = tmp_path / "out.jsonl"
+    assert match_problem(3, 2, ["a", "b", "c"], ["a", "b"], 0, out) is None  # the CLI warns of the one
+    assert match_problem(3, 1, ["a", "b", "c"], ["a", "x"], 0, out) == (
+        f"{out}: only 1 of 3 gold documents have an output; gold ids: 'a', 'b', 'c'; output ids: 'a', 'x'")
+    assert match_problem(0, 0, [], [], 0, out) == "the gold holds no documents"
