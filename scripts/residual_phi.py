@@ -55,7 +55,7 @@ def main(
         msg.warn(f"Skipped {count:,} malformed gold items ({kind}), first at {problems.where[kind][0]}")
     result, rows = check_run(gold_docs, outputs, doc_spans, match)
     problem = match_problem(len(gold_docs), result["documents"], [d.id for d in gold_docs], sorted(outputs),
-                            without_id, output_path)
+                            without_id, output_path, gold)
     if problem:
         msg.fail(problem, exits=1)
     result.update(gold=str(gold), output_path=str(output_path), spans=str(spans) if spans else None)

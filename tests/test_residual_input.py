@@ -205,4 +205,5 @@ def test_most_documents_without_output_is_an_error_a_few_a_warning(tmp_path):
     assert match_problem(3, 2, ["a", "b", "c"], ["a", "b"], 0, out) is None  # the CLI warns of the one
     assert match_problem(3, 1, ["a", "b", "c"], ["a", "x"], 0, out) == (
         f"{out}: only 1 of 3 gold documents have an output; gold ids: 'a', 'b', 'c'; output ids: 'a', 'x'")
-    assert match_problem(0, 0, [], [], 0, out) == "the gold holds no documents"
+    assert match_problem(0, 0, [], [], 0, out, tmp_path / "test.jsonl") == (
+        f"{tmp_path / 'test.jsonl'}: the gold holds no documents to check the output against")

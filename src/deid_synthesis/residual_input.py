@@ -202,12 +202,12 @@ def write_gold_texts(path: Path, output: Path, fmt: str = "auto", problems: Opti
 
 
 def match_problem(n_gold: int, n_matched: int, gold_ids: List[str], output_ids: List[str],
-                  without_id: int, output_path: Path) -> Optional[str]:
+                  without_id: int, output_path: Path, gold_path: Optional[Path] = None) -> Optional[str]:
     """Why the output cannot be checked against the gold, or None: no gold document has an
     output, or more than half have none (ids that differ: another corpus, or ids the command
     gave that the converter did not)."""
     if n_gold == 0:
-        return "the gold holds no documents"
+        return f"{gold_path or output_path}: the gold holds no documents to check the output against"
     if n_matched * 2 >= n_gold:
         return None
     problem = f"{output_path}: only {n_matched} of {n_gold} gold documents have an output"
