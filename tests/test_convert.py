@@ -17,12 +17,13 @@ from convert_support import DATA, load, run, assert_names, JSONL_GOOD, jsonl, JS
 
 def test_zero_entities_warns(tmp_path, capsys):
     path = tmp_path / "none.jsonl"
-    path.write_text(json.dumps({"text": "Ana vive."}) + "\n", encoding="utf-8")
+    path.write_text(json.dumps({"text": "Ana vive.", "spans": []}) + "\n", encoding="utf-8")
     report, _ = run(tmp_path, path, "jsonl")
     assert report["entities"] == 0 and report["warnings"]
     print_report(report)
-    assert "no entities" in capsys.readouterr().out
-    _, _ = run(tmp_path, jsonl(tmp_path, json.dumps(JSONL_GOOD)), "jsonl")
+    out = capsys.readouterr().out
+    assert "no entities" in out and "✔" not in out  # no success mark over it (issue 12)
+    _, _ = run(tmp_path, jsonl(tmp_path, json.dumps({**JSONL_GOOD, "id": "other"})), "jsonl")
 
 
 def test_prepare_holds_out_dev(tmp_path):
@@ -87,7 +88,7 @@ def test_prepare_hold_out_needs_two_documents(tmp_path):
         (data / f"{split}.jsonl").write_text(json.dumps(JSONL_GOOD) + "\n", encoding="utf-8")
     with pytest.raises(CorpusError) as err:  # one document went to dev, train was left empty
         prepare(data, tmp_path / "out", "jsonl", "es")
-    assert "train.spacy" in str(err.value)
+    assert "train.jsonl" in str(err.value)  # the part read, not the staged DocBin
     assert not (tmp_path / "out" / "train.spacy").exists()
 
 

@@ -4,7 +4,8 @@ Any Unicode text (BOM, combining marks, right-to-left, emoji, control characters
 paragraph separators, CRLF), any span set (odd offsets, Unicode digits, huge or negative
 numbers, wrong types, empty labels, overlaps) and any JSON. For every input the converter
 either writes a DocBin whose texts are the input texts and whose entities are input spans
-exactly, with every span it did not keep counted (lenient: skipped; any mode: misaligned
+exactly (or trimmed of white space at an edge, and listed as trimmed), with every span it did
+not keep counted (lenient: skipped; any mode: misaligned
 and dropped), or raises `CorpusError` naming the file, never carrying input text, and
 leaving no output file behind. Lenient mode never raises while documents remain.
 
@@ -23,7 +24,7 @@ from deid_synthesis.corpus.convert import convert
 
 SECRET = "Qzxjvkwy"  # a word no generated label or key can hold: never in a message or report
 SPAN_KINDS = {"offset_out_of_range", "overlapping_span", "text_mismatch", "malformed_line",
-              "discontinuous_span", "bad_span"}
+              "discontinuous_span", "bad_span", "whitespace_span"}
 FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 50)), deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
@@ -79,19 +80,34 @@ def span_skips(report) -> int:
     return sum(n for kind, n in report["skipped"].items() if kind in SPAN_KINDS)
 
 
+def trimmed(text: str, label: str, start: int, end: int):
+    """An input span as the converter keeps it: white space at its edges trimmed (issue 12)."""
+    if not 0 <= start < end <= len(text):
+        return label, start, end
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return label, start, end
+
+
 def check_entities(docs, texts, spans, report=None):
-    """Every doc holds its input text; every entity is an input span, to the character,
-    or one the report says it contracted (--misaligned contract)."""
+    """Every doc holds its input text; every entity is an input span, to the character
+    (after trimming white space at its edges, which the report lists), or one the report
+    says it contracted (--misaligned contract)."""
     contracted = {(m["label"], m["start"], m["end"]) for m in (report or {}).get("misaligned", [])
                   if m["action"] == "contract"}
     for doc in docs:
         doc_id = doc.user_data["id"]
         assert doc.text == texts[doc_id]
+        kept = {trimmed(doc.text, *span) for span in spans[doc_id]}
         for ent in doc.ents:
             triple = (ent.label_, ent.start_char, ent.end_char)
-            assert triple in spans[doc_id] or any(
+            assert triple in kept or any(
                 label == ent.label_ and start <= ent.start_char < ent.end_char <= end
-                for label, start, end in contracted & spans[doc_id])
+                for label, start, end in contracted & kept)
+            if triple not in spans[doc_id] and report is not None:
+                assert report["trimmed"], "a trimmed span that the report does not list"
 
 
 # --- BRAT -----------------------------------------------------------------------------
@@ -204,7 +220,7 @@ def test_jsonl_fuzz_spans(tmp_path_factory, records, lenient, ensure_ascii, crlf
         return
     report, docs = result
     assert len(docs) == len(records)  # well-formed records are never dropped
-    check_entities(docs, texts, spans)
+    check_entities(docs, texts, spans, report)
     assert n_spans == sum(len(d.ents) for d in docs) + span_skips(report) + dropped(report)
 
 

@@ -5,7 +5,7 @@ claims to cover, so a byte-order mark read the wrong way is caught, not learnt.
 """
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Dict, Iterator, Tuple
 
 from deid_synthesis.corpus.records import (
     CorpusError,
@@ -33,20 +33,37 @@ def read_brat(
     folder = Path(folder)
     if not folder.is_dir():
         raise CorpusError(f"{folder}: not a folder of BRAT .txt/.ann files")
-    txt_files = sorted(folder.glob("*.txt"))
+    txt_files, ann_files = _pairs(folder)
     if not txt_files:
         raise CorpusError(f"{folder}: no .txt files found")
-    for txt_path in txt_files:
-        ann_path = txt_path.with_suffix(".ann")
-        if not ann_path.exists():
+    for stem in sorted(set(ann_files) - set(txt_files)):
+        problems.add("missing_txt", str(ann_files[stem]), "no .txt file beside this .ann")
+    for stem, txt_path in sorted(txt_files.items()):
+        ann_path = ann_files.get(stem)
+        if ann_path is None:
             problems.add("missing_ann", str(txt_path), "no .ann file beside this .txt")
             continue
         text = read_or_skip(txt_path, problems, encoding)
         ann = None if text is None else read_or_skip(ann_path, problems, encoding)
         if ann is None:
             continue
-        spans = list(_read_ann(ann_path, ann, text, problems))
+        # A byte-order mark in the .ann is no part of its first line (it hid the first T line);
+        # the .txt keeps its own, which the offsets count.
+        spans = list(_read_ann(ann_path, ann.lstrip("\ufeff"), text, problems))
         yield check_spans(Record(txt_path.stem, text, spans, str(txt_path)), problems)
+
+
+def _pairs(folder: Path) -> Tuple[Dict[str, Path], Dict[str, Path]]:
+    """The folder's .txt and .ann files by stem, the suffix in any case ('.TXT' was ignored)."""
+    by_suffix: Dict[str, Dict[str, Path]] = {".txt": {}, ".ann": {}}
+    for path in sorted(folder.iterdir()):
+        suffix = path.suffix.lower()
+        if suffix in by_suffix and path.is_file():
+            if path.stem in by_suffix[suffix]:
+                raise CorpusError(f"{path}: two files named '{path.stem}' with this suffix in "
+                                  "different letter cases")
+            by_suffix[suffix][path.stem] = path
+    return by_suffix[".txt"], by_suffix[".ann"]
 
 
 def _read_ann(ann_path: Path, ann: str, text: str, problems: Problems) -> Iterator[SpanRecord]:

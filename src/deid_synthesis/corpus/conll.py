@@ -1,6 +1,10 @@
 """Token-per-line CoNLL files (the Swedish NER corpus): `token<TAB>tag`, blank line between sentences.
 
-Tags in IO, BIO or BILOU (IOBES) form become character spans over the tokens joined by spaces.
+Tags in IO, BIO or BILOU form become character spans over the tokens joined by spaces.
+BIOES (also written IOBES: E- ends, S- is a single-token entity) is BILOU under other
+letters and is read as such (`--tag-scheme bioes` or `auto`).
+An entity that a sentence break cuts (an I- tag continuing the previous sentence's entity)
+becomes two entities, and each such place is listed in the report's warnings.
 """
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -8,11 +12,16 @@ from typing import Iterator, List, Optional, Tuple
 from deid_synthesis.corpus.records import CorpusError, Problems, Record, SpanRecord, read_text, split_lines
 
 OUTSIDE_TAGS = {"O", "0", "_", ""}
-TAG_SCHEMES = ("auto", "io", "bio", "bilou")
+TAG_SCHEMES = ("auto", "io", "bio", "bilou", "bioes", "iobes")
+SCHEME_ALIASES = {"bioes": "bilou", "iobes": "bilou"}  # E- = L-, S- = U-
 
 
 def parse_tag(tag: str, scheme: str) -> Tuple[str, str]:
-    """Split a tag into (prefix, label): 'B-PER' -> ('B', 'PER'); IO 'PER' -> ('I', 'PER')."""
+    """Split a tag into (prefix, label): 'B-PER' -> ('B', 'PER'); IO 'PER' -> ('I', 'PER').
+
+    BIOES prefixes become BILOU ones: 'E-PER' -> ('L', 'PER'), 'S-PER' -> ('U', 'PER').
+    """
+    scheme = SCHEME_ALIASES.get(scheme, scheme)
     if tag in OUTSIDE_TAGS:
         return "O", ""
     # Messages name the prefix, never the tag: a misformatted line ('Juan Pérez') puts a
@@ -46,7 +55,7 @@ def read_conll(
     """
     path = Path(path)
     if scheme not in TAG_SCHEMES:
-        raise CorpusError(f"unknown tag scheme '{scheme}': use auto, io, bio or bilou")
+        raise CorpusError(f"unknown tag scheme '{scheme}': use auto, io, bio, bilou or bioes")
     if sents_per_doc < 1:
         raise CorpusError(f"--sents-per-doc must be at least 1, not {sents_per_doc}")
     lines = split_lines(read_text(path, encoding).lstrip("\ufeff"))  # a BOM is no part of a token
@@ -87,6 +96,7 @@ def _conll_record(path: Path, doc_index: int, sentences: List[List[Tuple[str, st
             open_span = None
 
     for sentence in sentences:
+        label_before_break = open_span[2] if open_span is not None else None
         close()
         sent_starts.append(pos)
         for token, tag, lineno in sentence:
@@ -96,6 +106,9 @@ def _conll_record(path: Path, doc_index: int, sentences: List[List[Tuple[str, st
             except ValueError as err:
                 problems.add("bad_tag", where, str(err))
                 prefix, label = "O", ""
+            if label_before_break is not None and prefix in ("I", "L") and label == label_before_break:
+                problems.note("entity_across_sentence_break", where)
+            label_before_break = None
             start, end = pos, pos + len(token)
             continues = open_span is not None and open_span[2] == label and prefix in ("I", "L")
             if continues:

@@ -18,7 +18,7 @@ from clinical_deid.io import write_docbin
 from clinical_deid.tokenizer import count_words  # importing it registers the project's tokenizer
 from deid_synthesis.corpus.docs import record_to_doc, split_doc
 from deid_synthesis.corpus.readers import read_corpus
-from deid_synthesis.corpus.records import CorpusError, Problems
+from deid_synthesis.corpus.records import CorpusError, Problems, Record
 
 
 def make_nlp(lang: str, tokenizer: str = "deid.clinical_tokenizer.v1") -> Language:
@@ -72,6 +72,8 @@ def convert(
     n_records = n_docs = n_tokens = n_words = 0
     docbin = DocBin(store_user_data=True)
     for record in read_corpus(input_path, fmt, problems, encoding, tag_scheme, sents_per_doc, text_field):
+        if not fits_max_length(nlp, record, split, problems):
+            continue
         n_records += 1
         source_labels.update(s.label for s in record.spans)
         doc = record_to_doc(nlp, record, misaligned, misaligned_spans)
@@ -103,8 +105,45 @@ def convert(
         "misaligned": misaligned_spans,
         "skipped": dict(problems.counts),
         "skipped_where": problems.where,
-        "warnings": entity_warnings(fmt, n_entities, sum(source_labels.values())),
+        "trimmed": problems.noted.get("trimmed_whitespace", []),
+        "noted": problems.noted,
+        "warnings": entity_warnings(fmt, n_entities, sum(source_labels.values()))
+        + problems.warnings + noted_warnings(problems.noted),
     }
+
+
+def fits_max_length(nlp: Language, record: Record, split: str, problems: Problems) -> bool:
+    """A text over spaCy's `max_length` (1,000,000 characters) is an error of its record,
+    unless it is cut into sentences or chunks: then the tokenizer takes it whole.
+
+    nlp (Language): the blank pipeline; its max_length is raised for such a record.
+    record (Record): the record read.
+    split (str): the --split mode.
+    problems (Problems): where a record too long is raised or (lenient) counted.
+    RETURNS (bool): whether to convert the record.
+    """
+    if len(record.text) <= nlp.max_length:
+        return True
+    if split != "none":
+        nlp.max_length = len(record.text)
+        return True
+    problems.add("text_too_long", record.where or record.source,
+                 f"a text of {len(record.text):,} characters is over spaCy's limit of "
+                 f"{nlp.max_length:,}: cut the note, or convert with --split sentences or chunks")
+    return False
+
+
+def noted_warnings(noted: Dict[str, list]) -> list:
+    """Warnings for items read but worth a look: each names its first places."""
+    texts = {"entity_across_sentence_break": "entities continue across a sentence break and were "
+                                             "split in two (join the sentences, or fix the tags)",
+             "trimmed_whitespace": "spans had white space at an edge and were trimmed to the characters they name"}
+    warnings = []
+    for kind, places in noted.items():
+        if kind in texts:
+            more = f" and {len(places) - 3} more" if len(places) > 3 else ""
+            warnings.append(f"{len(places)} {texts[kind]}: at {', '.join(places[:3])}{more}")
+    return warnings
 
 
 def entity_warnings(fmt: str, n_entities: int, n_source_spans: int) -> list:
@@ -141,4 +180,8 @@ def print_report(report: Dict) -> None:
     for warning in report.get("warnings", []):
         msg.divider("WARNING")
         msg.warn(warning)
-    msg.good(f"Wrote {report['documents']:,} documents → {report['output']}")
+    wrote = f"Wrote {report['documents']:,} documents → {report['output']}"
+    if report.get("warnings"):  # no success mark over a warning (issue 12)
+        msg.warn(f"{wrote}, with {len(report['warnings'])} warning(s) above")
+    else:
+        msg.good(wrote)

@@ -6,7 +6,7 @@ instead of stopping the run.
 """
 import re
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 from clinical_deid.io import DataError, json_line
 from deid_synthesis.corpus.records import (
@@ -18,6 +18,11 @@ from deid_synthesis.corpus.records import (
     read_text,
     split_lines,
 )
+
+# Keys a record may hold besides its text and spans; keys starting with "_" (Prodigy's
+# hashes and session ids) are ignored too. Any other key is listed in a warning.
+KNOWN_KEYS = {"spans", "id", "meta", "tokens", "answer"}
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,30}")  # a key named in a message: a field name, never text
 
 # Keys annotation tools put character spans under, when they are not under "spans".
 SPAN_KEYS = {"start", "end", "start_offset", "end_offset", "begin", "startOffset", "endOffset",
@@ -33,16 +38,50 @@ def read_jsonl(
     """
     path = Path(path)
     text = read_text(path, encoding).lstrip("\ufeff")  # a BOM before the first '{' is no JSON
+    first_use: Dict[str, str] = {}  # record id -> where it was first used
+    unknown = _UnknownKeys()
     for lineno, line in enumerate(split_lines(text), start=1):
         where = f"{path}:{lineno}"
         if not line.strip():
             continue
-        record = _jsonl_record(line, where, path.stem, text_field, problems)
-        if record is not None:
-            yield check_spans(record, problems)
+        record = _jsonl_record(line, where, path.stem, text_field, problems, unknown)
+        if record is None:
+            continue
+        if record.id in first_use:  # (issue 12: duplicate sample ids in generation, one lost on resume)
+            problems.add("duplicate_id", where, f"this record's id was already used at {first_use[record.id]}")
+            continue
+        first_use[record.id] = where
+        yield check_spans(record, problems)
+    problems.warnings.extend(unknown.warnings(path))
 
 
-def _jsonl_record(line: str, where: str, stem: str, text_field: str, problems: Problems) -> Optional[Record]:
+class _UnknownKeys:
+    """Keys no reader uses, by first place: they often hold what the user meant as spans."""
+
+    def __init__(self) -> None:
+        self.first: Dict[str, str] = {}
+        self.unnamed = 0
+
+    def add(self, obj: dict, text_field: str, where: str) -> None:
+        for key in obj:
+            if key == text_field or key in KNOWN_KEYS or key.startswith("_"):
+                continue
+            if NAME.fullmatch(key):
+                self.first.setdefault(key, where)
+            else:
+                self.unnamed += 1
+
+    def warnings(self, path: Path) -> List[str]:
+        if not self.first and not self.unnamed:
+            return []
+        named = ", ".join(f"'{key}' (first at {where})" for key, where in sorted(self.first.items()))
+        unnamed = f"{self.unnamed} key(s) that are not field names" if self.unnamed else ""
+        return [f"{path}: keys no reader uses were ignored: {', '.join(p for p in (named, unnamed) if p)}; "
+                "spans belong under 'spans', the text under the --text-field"]
+
+
+def _jsonl_record(line: str, where: str, stem: str, text_field: str, problems: Problems,
+                  unknown: _UnknownKeys) -> Optional[Record]:
     """One line's record, or None (counted) when the line is not a record."""
     try:
         obj = json_line(line, where)
@@ -66,13 +105,16 @@ def _jsonl_record(line: str, where: str, stem: str, text_field: str, problems: P
             problems.add("spans_under_other_key", where,
                          f"no 'spans' list, but spans under {other}: rename it 'spans' "
                          "({'start', 'end', 'label'} objects)")
-            return None
+        else:  # (issue 12: such records converted to a corpus without entities)
+            problems.add("no_spans", where, "no 'spans' list: write \"spans\": [] for a note without PHI")
+        return None
     elif not isinstance(obj["spans"], list):
         problems.add("malformed_line", where, "'spans' must be a list of {'start', 'end', 'label'} objects")
         return None
-    spans = [s for i, span in enumerate(obj.get("spans", []))
+    unknown.add(obj, text_field, where)
+    spans = [s for i, span in enumerate(obj["spans"])
              if (s := _jsonl_span(span, text, f"{where} span {i}", problems)) is not None]
-    return Record(str(record_id), text, spans, where.rsplit(":", 1)[0])
+    return Record(str(record_id), text, spans, where.rsplit(":", 1)[0], where=where)
 
 
 def _is_offset(value) -> bool:

@@ -38,13 +38,18 @@ def find_split(data_dir: Path, fmt: str, split: str) -> Optional[Path]:
     return None
 
 
-def hold_out_dev(train_path: Path, dev_path: Path, share: float, seed: int) -> Dict[str, int]:
-    """Move a seeded share of the training documents into a dev DocBin."""
+def hold_out_dev(train_path: Path, dev_path: Path, share: float, seed: int,
+                 source: Optional[Path] = None) -> Dict[str, int]:
+    """Move a seeded share of the training documents into a dev DocBin.
+
+    source (Optional[Path]): the train part read, named in messages (train_path is staged).
+    """
     if not 0 < share < 1:
         raise CorpusError(f"--dev-share must be between 0 and 1, not {share}")
     docs = read_docbin(train_path, spacy.blank("xx").vocab)
     if len(docs) < 2:  # one document went to dev and left train empty
-        raise CorpusError(f"{train_path}: {len(docs)} training document(s), too few to hold out a dev share")
+        raise CorpusError(f"{source or train_path}: {len(docs)} training document(s), too few to hold "
+                          "out a dev share: add a dev part, or more training documents")
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     n_dev = max(1, round(len(docs) * share))
@@ -61,10 +66,32 @@ def _convert_parts(inputs: Dict, staging: Path, fmt: str, lang: str, dev_share: 
     for split, path in inputs.items():
         if path is not None:
             reports[split] = convert(path, staging / f"{split}.spacy", fmt, lang, **convert_args)
+            if split != "dev" and reports[split]["entities"] == 0:  # (issue 12: a success mark over it)
+                raise CorpusError(f"{path}: no entities in the {split} part; "
+                                  + "; ".join(reports[split]["warnings"]))
     if inputs["dev"] is None:
-        sizes = hold_out_dev(staging / "train.spacy", staging / "dev.spacy", dev_share, seed)
+        sizes = hold_out_dev(staging / "train.spacy", staging / "dev.spacy", dev_share, seed, inputs["train"])
         reports["dev"] = {"held_out_from_train": sizes, "seed": seed}
+    for split in ("dev", "test"):
+        if "entities_per_label" in reports[split]:
+            reports[split]["warnings"].extend(unseen_label_warnings(reports["train"], reports[split], split))
     return reports
+
+
+def unseen_label_warnings(train: Dict, other: Dict, split: str) -> list:
+    """Labels of a dev or test part that train never has: no model learns them.
+
+    train (Dict): the train part's report.
+    other (Dict): the dev or test part's report.
+    split (str): its name.
+    RETURNS (list): one warning naming the labels and their counts, or none.
+    """
+    unseen = {label: n for label, n in other["entities_per_label"].items()
+              if label not in train["entities_per_label"]}
+    if not unseen:
+        return []
+    listed = ", ".join(f"{label} ({n})" for label, n in sorted(unseen.items()))
+    return [f"{other['input']}: labels the train part never has, which no model trained on it finds: {listed}"]
 
 
 def prepare(

@@ -33,15 +33,22 @@ class Record:
     spans: List[SpanRecord]
     source: str
     sent_starts: Optional[List[int]] = None  # character offsets, when the format gives sentences
+    where: Optional[str] = None  # "path:line" of the record, when the format has one a line
 
 
 @dataclass
 class Problems:
-    """Malformed items: raised at once, or (lenient) skipped and counted by kind."""
+    """Malformed items: raised at once, or (lenient) skipped and counted by kind.
+
+    Items that are read but repaired or suspicious are `noted` by kind and place (under
+    --lenient or not), and `warnings` holds the messages a reader wants printed loudly.
+    """
 
     lenient: bool = False
     counts: Counter = field(default_factory=Counter)
     where: Dict[str, List[str]] = field(default_factory=dict)
+    noted: Dict[str, List[str]] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
 
     def add(self, kind: str, where: str, detail: str) -> None:
         if not self.lenient:
@@ -51,6 +58,10 @@ class Problems:
     def count(self, kind: str, where: str) -> None:
         self.counts[kind] += 1
         self.where.setdefault(kind, []).append(where)
+
+    def note(self, kind: str, where: str) -> None:
+        """Record a repaired or suspicious item (not skipped), e.g. a span's trimmed space."""
+        self.noted.setdefault(kind, []).append(where)
 
 
 def split_lines(text: str) -> List[str]:
@@ -109,10 +120,30 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
         raise CorpusError(f"{path}: unknown encoding '{encoding}'") from None
 
 
+def trim_span(span: SpanRecord, text: str, problems: Problems) -> SpanRecord:
+    """A span with white space at an edge, trimmed to the characters it names (and noted).
+
+    (Issue 12: a span with a leading space was dropped as misaligned and reported twice.)
+    """
+    start, end = span.start, span.end
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if (start, end) == (span.start, span.end) or start == end:
+        return span
+    problems.note("trimmed_whitespace", span.where)
+    return SpanRecord(start, end, span.label, span.where)
+
+
 def check_spans(record: Record, problems: Problems) -> Record:
-    """Drop (lenient) or reject spans outside the text, empty, or overlapping another."""
+    """Drop (lenient) or reject spans outside the text, empty, white space only, or
+    overlapping another; trim white space at a span's edges."""
     kept: List[SpanRecord] = []
-    for span in sorted(record.spans, key=lambda s: (s.start, s.end)):
+    in_text = [s for s in record.spans if 0 <= s.start < s.end <= len(record.text)]
+    spans = [trim_span(s, record.text, problems) for s in in_text] + [
+        s for s in record.spans if not 0 <= s.start < s.end <= len(record.text)]
+    for span in sorted(spans, key=lambda s: (s.start, s.end)):
         if span.start < 0 or span.end > len(record.text) or span.start >= span.end:
             problems.add(
                 "offset_out_of_range",
@@ -120,6 +151,9 @@ def check_spans(record: Record, problems: Problems) -> Record:
                 f"span {span.start}-{span.end} is empty or outside the text "
                 f"({len(record.text)} characters)",
             )
+        elif record.text[span.start:span.end].isspace():
+            problems.add("whitespace_span", span.where,
+                         f"span {span.start}-{span.end} covers white space only")
         elif kept and span.start < kept[-1].end:
             problems.add(
                 "overlapping_span",
