@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 from wasabi import msg
 
+from clinical_deid.label_map import read_label_map
 from deid_synthesis.package_pipeline import MODES, LeakingWheel, package_pipeline
 
 
@@ -34,6 +35,7 @@ def main(
     rules: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="JSON list of the deid_rules rules to run (rules-effect's output); default: the config's"),
     training_text: List[Path] = typer.Option([], "--training-text", exists=True, dir_okay=False, help="Text MODEL learned from (.spacy, .jsonl; repeat): the wheel must hold none of its terms"),
     config: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Config the product is assembled from (default: configs/deid_<lang>.cfg)"),
+    label_map: str = typer.Option("", help='Surrogate kind per label over the preset: a JSON file or inline JSON, e.g. \'{"ID_SSN": "id_generic"}\' (labels in neither get a kind guessed from their name)'),
 ):
     """Assemble a trained NER with the de-identification components and package it as a wheel."""
     if data_kind not in ("synthetic", "gold"):
@@ -48,9 +50,13 @@ def main(
         msg.fail("--training-text is required to build a wheel: the training DocBins (.spacy) or notes (.jsonl) "
                  "the wheel is checked against", exits=1)
     try:
+        label_kinds = read_label_map(label_map)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    try:
         result = package_pipeline(model, output_dir, name, version, lang, scores, gold_scores, data_kind, training_data,
                                   corpus_report, base_model_licence, data_licence, licence, mode, build=build,
-                                  rules=rules, training_text=training_text, config=config)
+                                  rules=rules, training_text=training_text, config=config, label_map=label_kinds)
     except LeakingWheel as err:
         msg.fail(f"Wheel not clean: {err}", exits=1)
     except (ValueError, RuntimeError) as err:

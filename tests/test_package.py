@@ -184,6 +184,32 @@ def test_rules_and_mode_are_overrides_of_the_config(tmp_path):
         assemble_overrides(Path("m"), tmp_path / "bad.json", "redact")
 
 
+def test_a_label_map_is_an_override_of_the_transform(wheels, tmp_path, capsys):
+    """--label-map: the product's deid_transform carries the map; what each label turns into is printed."""
+    import spacy
+
+    assert assemble_overrides(Path("m"), None, "mask", {"PER": "keep"})["components.deid_transform.label_map"] == {
+        "PER": "keep"}
+    assert "components.deid_transform.label_map" not in assemble_overrides(Path("m"), None, "mask", {})
+    folder = wheels["sv"].parents[3]
+    package_dir = package_pipeline(folder / "model/model-best", tmp_path / "packages", "sv_mapped", "0.1.0", "sv",
+                                   folder / "synthetic.json", build="none", label_map={"MISC": "keep", "LOC": "territory"})
+    product = spacy.load(package_dir / "sv_mapped" / "sv_mapped-0.1.0")
+    assert product.get_pipe("deid_transform").kind_source("LOC") == ("territory", "map")
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "What each label turns into (pseudonymize)" in printed and "territory map" in printed
+    from typer.testing import CliRunner
+    import typer
+    from scripts.package_pipeline import main
+
+    app = typer.Typer()
+    app.command()(main)
+    result = CliRunner().invoke(app, [str(folder / "model/model-best"), str(tmp_path / "p"), "--name", "sv_x", "--lang",
+                                      "sv", "--scores", str(folder / "synthetic.json"), "--build", "none",
+                                      "--label-map", '{"LOC": "town"}'])
+    assert result.exit_code == 1 and "label 'LOC' has kind 'town'); valid kinds:" in " ".join(result.output.split())
+
+
 def test_a_config_with_another_tokenizer_than_the_models_is_refused(wheels, tmp_path):
     folder = wheels["es"].parents[3]
     config = (ROOT / "configs/deid_es.cfg").read_text(encoding="utf-8")

@@ -35,6 +35,9 @@ import spacy
 import srsly
 from spacy.cli.package import package
 from spacy.util import get_minor_version_range, load_config
+from wasabi import Printer
+
+from clinical_deid.label_map import map_overrides, report_label_kinds
 
 from deid_synthesis.prune_strings import prune_strings
 from deid_synthesis.markdown import table
@@ -163,16 +166,19 @@ def check_sources(model: Path, config_path: Path, lang: str) -> None:
                          f"(its pipeline: {', '.join(trained['pipeline'])}): pass --config with one for it")
 
 
-def assemble_overrides(model: Path, rules: Optional[Path], mode: str) -> Dict[str, Any]:
+def assemble_overrides(model: Path, rules: Optional[Path], mode: str,
+                       label_map: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """The config overrides of a product: the trained model, the transform's mode and,
-    when given, the rules deid_rules runs.
+    when given, the rules deid_rules runs and the transform's label map.
 
     model (Path): the trained pipeline (paths.ner_model).
     rules (Optional[Path]): a JSON list of rule names (rules-effect's output), or None for the config's.
     mode (str): redact, mask or pseudonymize.
+    label_map (Optional[Dict[str, str]]): label -> surrogate kind over the preset (checked).
     RETURNS (Dict[str, Any]): dotted config keys and their values.
     """
     overrides: Dict[str, Any] = {"paths.ner_model": str(model), "components.deid_transform.mode": mode}
+    overrides.update(map_overrides(label_map or {}))
     if rules is not None:
         rule_names = srsly.read_json(rules)
         if not isinstance(rule_names, list) or not all(isinstance(rule, str) for rule in rule_names):
@@ -275,7 +281,7 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
                      data_licence: str = "CC BY 4.0", licence: Optional[str] = None, mode: str = "pseudonymize",
                      description: Optional[str] = None, build: str = "wheel", silent: bool = True,
                      rules: Optional[Path] = None, training_text: Optional[List[Path]] = None,
-                     config: Optional[Path] = None) -> Path:
+                     config: Optional[Path] = None, label_map: Optional[Dict[str, str]] = None) -> Path:
     """Assemble the product of MODEL from its config, describe and package it.
 
     model (Path): the trained pipeline (model-best) whose tok2vec and ner the config sources.
@@ -284,6 +290,8 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
     training_text (Optional[List[Path]]): the .spacy / .jsonl text MODEL learned from; the wheel is
         checked against it (LeakingWheel if it holds any of its terms outside the allow-list).
     config (Optional[Path]): the product's config; default configs/deid_<lang>.cfg.
+    label_map (Optional[Dict[str, str]]): label -> surrogate kind over the preset (deid_transform's
+        label_map); what each label turns into is printed.
     RETURNS (Path): the wheel (build="wheel") or the package folder (build="none").
     The other arguments describe the product in its meta (see build_meta and the CLI's help).
     """
@@ -292,9 +300,10 @@ def package_pipeline(model: Path, output_dir: Path, name: str, version: str, lan
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         assembled = Path(tmp) / "assembled"
-        assemble(config_path, assembled, assemble_overrides(model, rules, mode), silent=silent)
+        assemble(config_path, assembled, assemble_overrides(model, rules, mode, label_map), silent=silent)
         check_tokenizer(assembled, model, config_path)
         nlp = spacy.load(assembled)
+        report_label_kinds(nlp, Printer())
         meta = build_meta(nlp, name, version, lang, scores, gold_scores, data_kind, training_data,
                           corpus_report, base_model_licence, data_licence, licence, description)
         nlp.meta.clear()
