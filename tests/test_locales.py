@@ -92,7 +92,7 @@ def test_other_countries_ids_stay_generic_in_spain():
 ])
 def test_phone_surrogates_valid_same_type_same_format(locale, original):
     import phonenumbers
-    from clinical_deid.operators.contact import phone_number
+    from clinical_deid.phones import phone_number
     data = locale_data(locale)
     kind = phonenumbers.number_type(phone_number(original, data.country))
     shape = lambda text: re.sub(r"\d", "9", text)  # noqa: E731
@@ -139,7 +139,7 @@ def test_german_note_end_to_end():
     import phonenumbers
     from stdnum.de import idnr
     from tests.deid_pipelines import ruler_pipeline
-    from clinical_deid.operators.contact import phone_number
+    from clinical_deid.phones import phone_number
     note = ("Patient Hans Müller, geb. 03.02.1961, aufgenommen am 3. März 2019, entlassen am 12.10.2019. "
             "Steuer-ID 36574261809. Tel. 0221/1234567.")
     nlp = ruler_pipeline("de", [("NAME_PATIENT", "Hans Müller"), ("DATE", "03.02.1961"), ("DATE", "3. März 2019"),

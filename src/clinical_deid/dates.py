@@ -133,6 +133,27 @@ def grammar(lang: Optional[str] = None) -> DateGrammar:
     return _GRAMMARS[lang]
 
 
+# A numeric date as the rules find it in a note ("01.03.2019", "1/3/19", "2019-03-01").
+NUMERIC_DATE = re.compile(
+    r"(?<![\w/.-])(?:\d{1,2}([/.-])\d{1,2}\1(?:\d{4}|\d{2})|(?:19|20)\d{2}-\d{1,2}-\d{1,2})(?![\w/-]|\.\d)"
+)
+
+
+def is_numeric_date(match: str) -> bool:
+    """match (str): A match of NUMERIC_DATE. RETURNS (bool): Whether it is a real date."""
+    parts = re.split(r"[/.-]", match)
+    if len(parts[0]) == 4:
+        y, m, d = parts
+    else:
+        d, m, y = parts
+    year = int(y) + (2000 if len(y) == 2 else 0)
+    try:
+        date(year, int(m), int(d))
+    except ValueError:
+        return False
+    return True
+
+
 def _full_year(text: str) -> int:
     year = int(text)
     if len(text) == 2:  # two-digit years: 00-30 are 2000s, the rest 1900s

@@ -37,15 +37,16 @@ import re
 from datetime import date
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-import phonenumbers
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 from stdnum import luhn
 from stdnum.es import dni, nie
 
+from .dates import NUMERIC_DATE, is_numeric_date
 from .labels import LOCALES
 from .national_ids import find_national_ids
+from .phones import find_phones
 
 # In order of precedence when two matches of the same length overlap.
 RULES = ("EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "NATIONAL_ID", "DATE", "PHONE", "FAX", "POSTCODE")
@@ -140,11 +141,6 @@ _IP6 = re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}(?![\w:])")
 _PNR = re.compile(r"(?<![\w-])(?:(?:19|20)\d{2}|\d{2})\d{4}[-+]?\d{4}(?![\w-])")
 _DNI = re.compile(r"(?<![\w.])\d{1,2}\.?\d{3}\.?\d{3}[ -]?[A-Za-z](?!\w)")
 _NIE = re.compile(r"(?<!\w)[XYZxyz][ -]?\d{7}[ -]?[A-Za-z](?!\w)")
-# A run of digit groups, optionally with a country code; validated (and trimmed) below.
-_PHONE = re.compile(r"(?<![\w+/.,-])(?:(?:\+|00)\d{2}[ .-]?(?:\(0\)[ ]?)?)?\(?\d{1,4}\)?(?:[ .-]?\d{1,4}){1,6}(?![\w/])")
-_DATE = re.compile(
-    r"(?<![\w/.-])(?:\d{1,2}([/.-])\d{1,2}\1(?:\d{4}|\d{2})|(?:19|20)\d{2}-\d{1,2}-\d{1,2})(?![\w/-]|\.\d)"
-)
 _POSTCODE = re.compile(
     r"(?i:\bC\.\s?P\.?|\bCP\b|código postal)[:\s]*(?P<es>(?:0[1-9]|[1-4]\d|5[0-2])\d{3})\b"
     r"|(?<![\d-])(?P<es2>(?:0[1-9]|[1-4]\d|5[0-2])\d{3})(?= [A-ZÁÉÍÓÚÑ][a-záéíóúñ]+)"
@@ -160,82 +156,6 @@ def _ip4s(text: str) -> Iterator[Tuple[int, int]]:
             continue
         if all(int(part) <= 255 and (part == "0" or not part.startswith("0")) for part in m.group().split(".")):
             yield s, e
-
-
-# How Spanish numbers are grouped ("612 345 678", "91 123 45 67", "612 34 56 78"); other
-# groupings of nine digits are IDs (MEDDOCAN: "NASS: 89-89532-56", "NºCol: 06 06 98234").
-_ES_GROUPS = {(9,), (3, 3, 3), (3, 2, 2, 2), (2, 3, 2, 2), (3, 6)}
-
-
-def _groups(text: str) -> Tuple[int, ...]:
-    return tuple(len(g) for g in re.split(r"[\s.()-]+", text.strip()) if g)
-
-
-def _is_phone(text: str) -> bool:
-    digits = re.sub(r"\D", "", text)
-    compact = re.sub(r"[\s.()-]", "", text)
-    if compact.startswith("+34") or compact.startswith("0034"):
-        national = re.sub(r"^\s*(\+|00)34", "", text)
-        return len(re.sub(r"\D", "", national)) == 9 and compact[-9] in "6789" and _groups(national) in _ES_GROUPS
-    if compact.startswith("+46") or compact.startswith("0046"):
-        national = re.sub(r"^\s*(\+|00)46[ .-]?(\(0\))?", "", text)
-        n = len(re.sub(r"\D", "", national))
-        return 7 <= n <= 9 and not national.strip().startswith("0") and _se_groups(_groups(national)[1:])
-    if compact.startswith("+"):
-        return 8 <= len(digits) <= 13
-    if digits.startswith("0"):  # Swedish: 0 + area code, then 5 to 8 digits
-        groups = _groups(text)
-        return (8 <= len(digits) <= 10 and digits[1] != "0" and len(groups) > 1
-                and 2 <= groups[0] <= 4 and _se_groups(groups[1:]))
-    return len(digits) == 9 and digits[0] in "6789" and _groups(text) in _ES_GROUPS
-
-
-def _se_groups(rest: Tuple[int, ...]) -> bool:
-    """After the area code: one block of 5 to 8 digits, or groups of 2 and 3 digits."""
-    return (len(rest) == 1 and 5 <= rest[0] <= 8) or (len(rest) > 1 and all(g in (2, 3) for g in rest))
-
-
-# An ID's label right before a number: "NASS: 07 24675873 03", "Episodio: 632632225".
-_ID_CONTEXT = re.compile(
-    r"(?i)\b(?:nass|nhc|nif|dni|nie|n[ºo°]\s?col|colegiado|episodio|historia|cip|tsi|ss|"
-    r"n[ºo°]|número de|id|personnummer|pnr)\.?\s*:?\s*$"
-)
-
-
-def _phones(text: str) -> Iterator[Tuple[int, int]]:
-    for m in _PHONE.finditer(text):
-        s, e = m.span()
-        if _DATE.fullmatch(m.group()) and _valid_date(m.group()):  # "01.03.2019"
-            continue
-        if _ID_CONTEXT.search(text[max(0, s - 25) : s]):
-            continue
-        if _is_phone(m.group()):
-            yield s, e
-
-
-def _library_phones(text: str, region: Optional[str]) -> Iterator[Tuple[int, int]]:
-    """Valid numbers found by phonenumbers' PhoneNumberMatcher (numbers without a country
-    prefix are read as the region's), without dates and numbers after an ID's label."""
-    for match in phonenumbers.PhoneNumberMatcher(text, region or "ZZ", leniency=phonenumbers.Leniency.VALID):
-        s, e = match.start, match.end
-        if _DATE.fullmatch(match.raw_string) and _valid_date(match.raw_string):
-            continue
-        if not _ID_CONTEXT.search(text[max(0, s - 25) : s]):
-            yield s, e
-
-
-def _valid_date(match: str) -> bool:
-    parts = re.split(r"[/.-]", match)
-    if len(parts[0]) == 4:
-        y, m, d = parts
-    else:
-        d, m, y = parts
-    year = int(y) + (2000 if len(y) == 2 else 0)
-    try:
-        date(year, int(m), int(d))
-    except ValueError:
-        return False
-    return True
 
 
 def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES, validate: bool = True,
@@ -278,24 +198,28 @@ def find_structured_phi(text: str, rules: Sequence[str] = DEFAULT_RULES, validat
     if "NATIONAL_ID" in enabled and region:
         found += [(s, e, "NATIONAL_ID") for s, e in find_national_ids(text, region)]
     if "PHONE" in enabled or "FAX" in enabled:
-        phones = _library_phones(text, region) if phone_finder == "phonenumbers" else _phones(text)
-        for s, e in phones:
+        for s, e in find_phones(text, phone_finder, region):
             is_fax = "fax" in text[max(0, s - 15) : s].lower()
             rule = "FAX" if is_fax and "FAX" in enabled else "PHONE"
             if rule in enabled:
                 found.append((s, e, rule))
     if "DATE" in enabled:
-        found += [(m.start(), m.end(), "DATE") for m in _DATE.finditer(text) if _valid_date(m.group())]
+        found += [(m.start(), m.end(), "DATE") for m in NUMERIC_DATE.finditer(text) if is_numeric_date(m.group())]
     if "POSTCODE" in enabled:
         for m in _POSTCODE.finditer(text):
             group = next(g for g in ("es", "es2", "sv") if m.group(g))
             found.append((m.start(group), m.end(group), "POSTCODE"))
+    return _without_overlaps(found, len(text))
+
+
+def _without_overlaps(found: List[Tuple[int, int, str]], length: int) -> List[Tuple[int, int, str]]:
+    """The longer of two overlapping matches; on a tie the rule listed first in RULES."""
     order = {rule: i for i, rule in enumerate(RULES)}
     found.sort(key=lambda f: (-(f[1] - f[0]), order[f[2]], f[0]))
     kept: List[Tuple[int, int, str]] = []
     # Characters already taken, one byte each: checking a match against every kept one
     # made a text dense with matches quadratic (20,000 dates: 14.7 s, now 0.3 s).
-    taken = bytearray(len(text))
+    taken = bytearray(length)
     for start, end, rule in found:
         if taken.find(1, start, end) < 0:
             kept.append((start, end, rule))

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
-import phonenumbers
-from phonenumbers import PhoneNumberType
-
+from ..phones import phone_number, same_type
 from .base import Operator, random_digits_like
 
 if TYPE_CHECKING:
@@ -20,31 +18,7 @@ def _ascii_letters(text: str) -> str:
     return re.sub(r"[^a-z]", "", text.lower())
 
 
-_EITHER = PhoneNumberType.FIXED_LINE_OR_MOBILE
 _PHONE_TRIES = 50  # draws until one is a valid number of the original's type
-
-
-def phone_number(text: str, region: str) -> Optional[phonenumbers.PhoneNumber]:
-    """`text` as a valid phone number (without a country prefix: of `region`), else None.
-
-    text (str): A phone number as written. region (str): The pipeline's country ("DE").
-    RETURNS (Optional[PhoneNumber]): The parsed number, or None if it is no valid number.
-    """
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    return number if phonenumbers.is_valid_number(number) else None
-
-
-def _same_type(candidate: str, original: phonenumbers.PhoneNumber, region: str) -> bool:
-    """Whether `candidate` is a valid number of the original's country and type (mobile,
-    landline, ...; "fixed line or mobile" goes with either)."""
-    number = phone_number(candidate, region)
-    if number is None or number.country_code != original.country_code:
-        return False
-    types = {phonenumbers.number_type(number), phonenumbers.number_type(original)}
-    return len(types) == 1 or (_EITHER in types and types <= {_EITHER, PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE})
 
 
 class Phone(Operator):
@@ -67,7 +41,7 @@ class Phone(Operator):
         def draw() -> str:
             candidate = random_digits_like(text, surrogates.rng, keep=keep)
             for _ in range(_PHONE_TRIES if original is not None else 0):
-                if _same_type(candidate, original, region):  # type: ignore[arg-type]
+                if same_type(candidate, original, region):  # type: ignore[arg-type]
                     break
                 candidate = random_digits_like(text, surrogates.rng, keep=keep)
             return candidate
