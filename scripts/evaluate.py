@@ -1,4 +1,4 @@
-"""Score a pipeline on a gold DocBin: strict and merged MEDDOCAN measures, token F1, leak score.
+"""Score a pipeline on a gold DocBin: MEDDOCAN's strict and merged measures and leak score, token F1.
 
     python -m scripts.evaluate MODEL DATA_PATH --output metrics.json --markdown metrics.md
 

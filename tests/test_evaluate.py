@@ -54,9 +54,9 @@ def test_exact_match(nlp):
         "p": 1.0, "r": 1.0, "f": 1.0, "tp": 1, "fp": 0, "fn": 0, "support": 1
     }
     close(s["ents_strict"]["macro"], 1, 1, 1)
-    # One sentence (rule-based sentencizer), nothing missed.
+    # One sentence (one full stop), nothing missed.
     assert s["leak"] == {
-        "missed": 0, "gold_entities": 3, "sentences": 1, "leak_score": 0.0, "missed_per_label": {}
+        "fn": 0, "missed": 0, "gold_entities": 3, "sentences": 1, "leak_score": 0.0, "missed_per_label": {}
     }
     assert (s["n_docs"], s["n_docs_scored"]) == (1, 1)
     assert s["n_tokens"] == len(nlp.make_doc(TEXT))
@@ -157,22 +157,25 @@ def test_leak(nlp):
     # "Pérez" found partially, the phone number exactly, Madrid not at all.
     pred = make(nlp, text, [("Pérez", "NOMBRE"), ("600123456", "TELEFONO")])
     s = score_docs([gold], [pred])
-    # 1 missed (Madrid) over 2 sentences (sentencizer splits at the full stop): 0.5.
+    # MEDDOCAN's leak score: gold entities not found exactly (Juan Pérez, Madrid: 2) over
+    # 2 sentences (2 full stops): 1.0. Missed entirely (no overlap at all): Madrid only.
     assert s["leak"] == {
+        "fn": 2,
         "missed": 1,
         "gold_entities": 3,
         "sentences": 2,
-        "leak_score": 0.5,
+        "leak_score": 1.0,
         "missed_per_label": {"TERRITORIO": 1},
     }
-    # The gold doc was not given sentence boundaries by the sentencizer.
+    assert s["leak"]["fn"] == s["ents_strict"]["fn"]
+    # The gold doc was not given sentence boundaries by the counting.
     assert not gold.has_annotation("SENT_START")
     # With gold sentence annotation, it is used: mark the whole text as one sentence.
     gold_one = make(nlp, text, gold_ents)
     for i, token in enumerate(gold_one):
         token.is_sent_start = i == 0
     s = score_docs([gold_one], [pred])
-    assert (s["leak"]["sentences"], s["leak"]["leak_score"]) == (1, 1.0)
+    assert (s["leak"]["sentences"], s["leak"]["leak_score"]) == (1, 2.0)
 
 
 def test_macro_vs_micro(nlp):
@@ -188,8 +191,10 @@ def test_macro_vs_micro(nlp):
     close(s["token"], 1, 0.75, 6 / 7)
     close(s["token"]["macro"], 0.5, 0.5, 0.5)
     # Spans merged: "Ana, Eva y Luz": "Ana, Eva" merge (comma), "y" keeps Luz apart.
-    # Gold {Ana-Eva, Luz, Roma}, pred {Ana-Eva, Luz}: tp 2, fp 0, fn 1.
-    assert (s["spans_merged"]["tp"], s["spans_merged"]["fp"], s["spans_merged"]["fn"]) == (2, 0, 1)
+    # Merged gold {Ana-Eva, Luz, Roma}, merged pred {Ana-Eva, Luz}. As MEDDOCAN counts, the
+    # hits are the exact ones (Ana, Eva, Luz) and the merged ones (Ana-Eva, Luz): tp 4;
+    # Roma, inside no hit, fn 1.
+    assert (s["spans_merged"]["tp"], s["spans_merged"]["fp"], s["spans_merged"]["fn"]) == (4, 0, 1)
 
 
 def test_empty_predictions(nlp):

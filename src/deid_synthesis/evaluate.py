@@ -1,16 +1,18 @@
 """Score any spaCy pipeline on any DocBin with the measures de-identification needs.
 
-The measures are clinical_deid.scoring's (spaCy's `Scorer.score_spans` for the span measures,
-token F1 and the leak score computed there); this module runs the pipeline once over the
-data, times it, and renders the scores as Markdown. `python -m scripts.evaluate` writes them
-as JSON (for plots and comparisons) and Markdown (for the README). Only counts, labels and
-scores are printed or written: never document text.
+The measures are clinical_deid.scoring's (spaCy's `Scorer.score_spans` for the strict span
+measures; merged spans, token F1 and the leak score computed there); this module runs the
+pipeline once over the data, times it, and renders the scores as Markdown.
+`python -m scripts.evaluate` writes them as JSON (for plots and comparisons) and Markdown
+(for the README). Only counts, labels and scores are printed or written: never document text.
 
-The strict measure (`ents_strict`) reproduces `spacy evaluate`'s ents_p/ents_r/ents_f on the
-same data whenever the predicted documents are tokenised like the gold ones (they are, when
-the gold DocBin was made with the pipeline's own tokenizer): like spaCy, documents without
-NER annotation are skipped and predictions over tokens whose gold annotation is missing are
-neither right nor wrong.
+The merged-span measure and the leak score follow MEDDOCAN's official evaluation script
+(clinical_deid.scoring says how, and where the sentence count differs). The strict measure
+(`ents_strict`) reproduces `spacy evaluate`'s ents_p/ents_r/ents_f on the same data whenever
+the predicted documents are tokenised like the gold ones (they are, when the gold DocBin was
+made with the pipeline's own tokenizer): like spaCy, documents without NER annotation are
+skipped and predictions over tokens whose gold annotation is missing are neither right nor
+wrong.
 """
 from __future__ import annotations
 
@@ -38,8 +40,12 @@ ents_strict     exact (label, start, end) match: MEDDOCAN subtrack 1;
   .per_label    {label: {p, r, f, tp, fp, fn, support}}; support = gold entities
   .macro        {p, r, f}: unweighted mean over labels found in gold or predictions
 spans_strict    exact (start, end) match, label ignored: MEDDOCAN subtrack 2 strict
-spans_merged    as spans_strict after merging, in gold and predictions separately, the
-                spans separated only by non-alphanumeric characters: subtrack 2 merged
+spans_merged    subtrack 2 merged, counted as MEDDOCAN's official script does: merge, in
+                gold and predictions separately, the spans separated only by
+                non-alphanumeric characters; tp: spans found exactly plus merged spans
+                found exactly (both kinds count, so merged P and R can exceed strict);
+                fp (fn): a predicted (gold) span that is no gold (predicted) span and
+                lies inside no hit
 token           token-level match on the gold tokens (the paper's measure): a token's
                 gold label is the entity containing it, its predicted label the
                 predicted entity covering its first character, else O;
@@ -47,11 +53,13 @@ token           token-level match on the gold tokens (the paper's measure): a to
   .per_label    {label: {p, r, f, tp, fp, fn, support}}; support = gold tokens
   .macro        {p, r, f}
 leak            identifiers left unmasked
+  .fn           gold entities not found exactly (label, start, end) = ents_strict.fn
   .missed       gold entities that no predicted entity (any label) overlaps at all
   .gold_entities
-  .sentences    gold sentences (doc.sents if annotated, else a rule-based sentencizer)
-  .leak_score   missed / sentences: missed identifiers per sentence
-  .missed_per_label {label: count}
+  .sentences    gold sentences: doc.sents if annotated, else full stops as MEDDOCAN's
+                sentence split counts them (clinical_deid.scoring.count_full_stops)
+  .leak_score   fn / sentences: MEDDOCAN subtrack 1's leak score
+  .missed_per_label {label: entities missed entirely}
 tokens_per_second  spaCy tokens per second of nlp.pipe (spacy evaluate's "words/s")
 """
 
@@ -107,9 +115,9 @@ def to_markdown(scores: Dict[str, Any]) -> str:
         "",
         table(["Measure", "P", "R", "F"], [[name, _three(s["p"]), _three(s["r"]), _three(s["f"])]
                                            for name, s in measures], "lrrr"),
-        f"Leak score: {leak['leak_score']:.4f} missed identifiers per sentence "
-        f"({leak['missed']:,} of {leak['gold_entities']:,} gold entities missed entirely, "
-        f"{leak['sentences']:,} sentences).",
+        f"Leak score (MEDDOCAN): {leak['leak_score']:.4f} gold entities not found exactly per sentence "
+        f"({leak['fn']:,} of {leak['gold_entities']:,} not found exactly, {leak['missed']:,} missed "
+        f"entirely, {leak['sentences']:,} sentences).",
         "",
         table(["Label", "Support", "Strict P", "Strict R", "Strict F", "Token F", "Missed"], per_label, "lrrrrrr"),
     ])
