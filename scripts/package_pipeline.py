@@ -35,7 +35,7 @@ def main(
     rules: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="JSON list of the deid_rules rules to run (rules-effect's output); default: the config's"),
     training_text: List[Path] = typer.Option([], "--training-text", exists=True, dir_okay=False, help="Text MODEL learned from (.spacy, .jsonl; repeat): the wheel must hold none of its terms"),
     config: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Config the product is assembled from (default: configs/deid_<lang>.cfg)"),
-    label_map: str = typer.Option("", help='Surrogate kind per label over the preset: a JSON file or inline JSON, e.g. \'{"ID_SSN": "id_generic"}\' (labels in neither get a kind guessed from their name)'),
+    label_map: str = typer.Option("", help='Surrogate kind per label over the preset: a JSON file, inline JSON (\'{"ID_SSN": "id_generic"}\') or ID_SSN=id_generic,LOCATION_OTHER=city (labels in neither get a kind guessed from their name)'),
 ):
     """Assemble a trained NER with the de-identification components and package it as a wheel."""
     if data_kind not in ("synthetic", "gold"):

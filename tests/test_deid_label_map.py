@@ -87,11 +87,15 @@ def test_label_maps_from_files_and_inline_json(tmp_path):
     assert read_label_map(' {"X": "keep"}') == {"X": "keep"}
     assert read_label_map("") == read_label_map(None) == read_label_map("  ") == {}
     assert read_label_map({"X": "mask"}) == {"X": "mask"}
+    assert read_label_map("ID_SSN=id_generic, LOCATION_OTHER = city,") == {"ID_SSN": "id_generic",
+                                                                            "LOCATION_OTHER": "city"}
     (tmp_path / "bad.json").write_text('{"X": "keep",\n "Y": }')
     cases = [(tmp_path / "missing.json", "missing.json: no such file"),
              (tmp_path / "bad.json", r"bad.json: not JSON \(line 2, column 7"),
              ('["X"]', "expected a JSON object {label: kind}, not a list"),
-             ('{"X": 3}', "label 'X' has kind 3")]
+             ('{"X": 3}', "label 'X' has kind 3"),
+             ("X=keep,Y", "'Y' is not LABEL=kind"),
+             ("X=town", r"--label-map: unknown surrogate kind \(label 'X' has kind 'town'\)")]
     for value, message in cases:
         with pytest.raises(ValueError, match=message):
             read_label_map(str(value))

@@ -3,8 +3,9 @@ guessed from the label's name when nothing else says, and shown before a run.
 
 A label's surrogate kind (``clinical_deid.labels.KINDS``) comes from, in this order:
 
-* ``map``: the user's label map, ``--label-map labels.json`` or ``--label-map '{"ID_SSN": "id_generic"}'``
-  (``clinical-deid``, ``package``, the project's ``label_map`` variable), merged over the preset;
+* ``map``: the user's label map, ``--label-map labels.json``, ``--label-map '{"ID_SSN": "id_generic"}'``
+  or ``--label-map ID_SSN=id_generic,LOCATION_OTHER=city`` (``clinical-deid``, ``package``, the
+  project's ``label_map`` variable), merged over the preset;
 * ``preset``: the pipeline's preset (MEDDOCAN, a Swedish NER corpus, the Stockholm EPR PHI corpus);
 * ``guessed``: a guess from the label's words (``NAME_PATIENT`` → name, ``LOCATION_ZIP`` → territory,
   ``CONTACT_PHONE`` → phone, ``Date_Full`` → date; see ``KIND_GUESSES``);
@@ -110,10 +111,12 @@ def check_kinds(mapping: Dict[str, str], where: str) -> Dict[str, str]:
 
 
 def read_label_map(value: Union[str, Path, Dict[str, str], None]) -> Dict[str, str]:
-    """A label map from a JSON file, an inline JSON object, or a dict; "" and None: none.
+    """A label map from a JSON file, an inline JSON object, LABEL=kind pairs, or a dict; "" and
+    None: none.
 
-    value (Union[str, Path, Dict[str, str], None]): '{"ID_SSN": "id_generic"}', a path to such
-        a file, or the map itself.
+    value (Union[str, Path, Dict[str, str], None]): '{"ID_SSN": "id_generic"}', a path to such a
+        file, "ID_SSN=id_generic,LOCATION_OTHER=city" (the form a project.yml variable can hold:
+        weasel cannot pass JSON through a variable), or the map itself.
     RETURNS (Dict[str, str]): label -> kind, every kind checked (ValueError naming the label
         and the valid kinds; the file and the JSON error's line and column for bad JSON).
     """
@@ -121,8 +124,10 @@ def read_label_map(value: Union[str, Path, Dict[str, str], None]) -> Dict[str, s
         return {}
     if isinstance(value, dict):
         return check_kinds(dict(value), "label map")
-    text, where = str(value), f"--label-map {value}"
-    if not text.lstrip().startswith(("{", "[")):
+    text, where = str(value).strip(), f"--label-map {value}"
+    if not text.startswith(("{", "[")) and "=" in text and not Path(text).is_file():
+        return check_kinds(label_pairs(text), "--label-map")
+    if not text.startswith(("{", "[")):
         path = Path(text)
         if not path.is_file():
             raise ValueError(f"--label-map {path}: no such file (give a JSON file or an inline JSON object)")
@@ -134,6 +139,19 @@ def read_label_map(value: Union[str, Path, Dict[str, str], None]) -> Dict[str, s
     except json.JSONDecodeError as err:
         raise ValueError(f"{where}: not JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
     return check_kinds(mapping, where)
+
+
+def label_pairs(text: str) -> Dict[str, str]:
+    """text (str): "LABEL=kind,LABEL=kind" (spaces around the parts ignored).
+    RETURNS (Dict[str, str]): label -> kind (not checked); ValueError for a part without "=".
+    """
+    mapping = {}
+    for part in filter(str.strip, text.split(",")):
+        label, sep, kind = (piece.strip() for piece in part.partition("="))
+        if not sep or not label:
+            raise ValueError(f"--label-map: {part.strip()!r} is not LABEL=kind (or give a JSON file or object)")
+        mapping[label] = kind
+    return mapping
 
 
 def pipeline_labels(nlp: Language) -> List[str]:

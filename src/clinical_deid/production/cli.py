@@ -43,7 +43,7 @@ def main(
     patient_id_field: Annotated[Optional[str], typer.Option(help="JSONL: field with the patient id; a patient's notes share their date shift (with a key)")] = None,
     max_chars: Annotated[int, typer.Option(min=1, help="Notes longer than this are de-identified in pieces cut at line breaks or spaces")] = MAX_CHARS,
     max_doc_chars: Annotated[int, typer.Option(min=1, help="Notes longer than this are reported as too large, not processed")] = MAX_DOC_CHARS,
-    label_map: Annotated[Optional[str], typer.Option(help='Surrogate kind per label, over the preset: a JSON file or inline JSON, e.g. \'{"ID_SSN": "id_generic"}\' (labels in neither get a kind guessed from their name)')] = None,
+    label_map: Annotated[Optional[str], typer.Option(help='Surrogate kind per label, over the preset: a JSON file, inline JSON (\'{"ID_SSN": "id_generic"}\') or ID_SSN=id_generic,LOCATION_OTHER=city (labels in neither get a kind guessed from their name)')] = None,
 ) -> None:
     """De-identify clinical notes (folder of .txt, JSONL or stdin) with a trained pipeline."""
     msg = Printer()
