@@ -2,6 +2,9 @@
 
     python -m scripts.evaluate MODEL DATA_PATH --output metrics.json --markdown metrics.md
 
+`--brat DIR` also writes gold and predictions in the input layout of MEDDOCAN's official
+evaluation script, to run it on the same predictions.
+
 The measures are clinical_deid.scoring's; deid_synthesis.evaluate runs and renders them
 (its KEYS say what each JSON key holds).
 """
@@ -25,13 +28,15 @@ def main(
     code: Annotated[Optional[Path], typer.Option("--code", "-c", help="Python file with registered functions the pipeline needs")] = None,
     gpu_id: Annotated[int, typer.Option("--gpu-id", "-g", help="GPU id, or -1 for CPU")] = -1,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Documents per nlp.pipe batch")] = 64,
+    brat: Annotated[Optional[Path], typer.Option("--brat", help="Also write gold and predictions as BRAT here, in the "
+                                                 "input layout of MEDDOCAN's official evaluation script")] = None,
 ) -> None:
     """Score MODEL on DATA_PATH: strict/merged MEDDOCAN measures, token F1 and leak score."""
     if not Path(data_path).is_file():
         msg.fail(f"Data file not found: {data_path}", "Pass a DocBin (.spacy) file.", exits=1)
     nlp = load_pipeline(model, code, gpu_id)
     try:
-        scores = evaluate(nlp, Path(data_path), batch_size=batch_size)
+        scores = evaluate(nlp, Path(data_path), batch_size=batch_size, brat_folder=brat)
     except ValueError as err:
         msg.fail(str(err), exits=1)
     msg.divider(f"Scores of {model} on {data_path}")
@@ -43,6 +48,9 @@ def main(
     if markdown is not None:
         write_text(markdown, tables)
         msg.good(f"Saved tables → {markdown}")
+    if brat is not None:
+        msg.good(f"Saved gold and predictions of {scores['n_docs']:,} documents as BRAT → {brat}",
+                 f"Compare: python evaluate.py {brat} OUTPUT_DIR in MEDDOCAN's scripts/CODALAB-Evaluation-script/")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed
 
 from clinical_deid.scoring import merge_spans, score_docs
-from deid_synthesis.evaluate import KEYS, evaluate, to_markdown
+from deid_synthesis.evaluate import KEYS, evaluate, to_markdown, write_meddocan_brat
 from scripts.evaluate import main
 
 
@@ -361,3 +361,32 @@ def test_cli_missing_files_fail(ner_setup, tmp_path):
     nlp.to_disk(model)
     with pytest.raises(SystemExit):
         main(str(model), bad)
+
+
+def test_brat_in_the_official_scripts_layout(nlp, tmp_path):
+    gold = make(nlp, "Vive en Calle Mayor 5 de\nMadrid.", [("Calle Mayor 5 de\nMadrid", "CALLE")])
+    pred = make(nlp, gold.text, [("Calle Mayor", "CALLE"), ("Madrid", "TERRITORIO")])
+    gold.user_data["id"] = "S0001-1"
+    assert write_meddocan_brat([gold], [pred], tmp_path) == 1
+    assert (tmp_path / "ref/brat/S0001-1.txt").read_text() == gold.text
+    # Offsets as in the text; a line break inside a surface becomes a space.
+    assert (tmp_path / "ref/brat/S0001-1.ann").read_text() == "T1\tCALLE 8 31\tCalle Mayor 5 de Madrid\n"
+    for subtask in ("subtask1", "subtask2"):
+        assert (tmp_path / "res/brat" / subtask / "S0001-1.ann").read_text() == (
+            "T1\tCALLE 8 19\tCalle Mayor\nT2\tTERRITORIO 25 31\tMadrid\n")
+        assert (tmp_path / "res/brat" / subtask / "S0001-1.txt").read_text() == gold.text
+    # Without ids (or with repeated ones) the files are numbered.
+    other = tmp_path / "other"
+    write_meddocan_brat([make(nlp, "Uno."), make(nlp, "Dos.")], [make(nlp, "Uno."), make(nlp, "Dos.")], other)
+    assert sorted(path.name for path in (other / "ref/brat").iterdir()) == [
+        "doc-00001.ann", "doc-00001.txt", "doc-00002.ann", "doc-00002.txt"]
+    assert (other / "ref/brat/doc-00002.ann").read_text() == ""
+
+
+def test_cli_writes_brat(ner_setup, tmp_path, capsys):
+    nlp, docs, path = ner_setup
+    model = tmp_path / "model"
+    nlp.to_disk(model)
+    main(str(model), path, brat=tmp_path / "brat", batch_size=4)
+    assert len(list((tmp_path / "brat/res/brat/subtask2").glob("*.ann"))) == len(docs)
+    assert "Saved gold and predictions of 24 documents as BRAT" in capsys.readouterr().out

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Sequence
 
 from spacy.language import Language
+from spacy.tokens import Doc
 
-from clinical_deid.io import read_docbin
+from clinical_deid.io import read_docbin, write_text
 from clinical_deid.scoring import score_docs
 from deid_synthesis.markdown import table
 
@@ -64,13 +65,15 @@ tokens_per_second  spaCy tokens per second of nlp.pipe (spacy evaluate's "words/
 """
 
 
-def evaluate(nlp: Language, docbin_path: Path, batch_size: int = 64) -> Dict[str, Any]:
+def evaluate(nlp: Language, docbin_path: Path, batch_size: int = 64,
+             brat_folder: Optional[Path] = None) -> Dict[str, Any]:
     """Run NLP over the texts of a DocBin and score the predictions against it.
 
     Each gold doc's text is tokenised afresh with `nlp.make_doc`, as spaCy's Corpus reader
     does, so the pipeline never sees gold annotation.
     nlp (Language): the pipeline. docbin_path (Path): the gold DocBin.
     batch_size (int): documents per nlp.pipe batch.
+    brat_folder (Optional[Path]): also write gold and predictions there by `write_meddocan_brat`.
     RETURNS (Dict[str, Any]): clinical_deid.scoring's scores and tokens_per_second.
     Raises clinical_deid.io.DataError (a ValueError) naming a DocBin that can't be read.
     """
@@ -82,7 +85,41 @@ def evaluate(nlp: Language, docbin_path: Path, batch_size: int = 64) -> Dict[str
     scores = score_docs(gold_docs, pred_docs)
     n_tokens = sum(len(doc) for doc in pred_docs)
     scores["tokens_per_second"] = n_tokens / seconds if seconds > 0 else 0.0
+    if brat_folder is not None:
+        write_meddocan_brat(gold_docs, pred_docs, brat_folder)
     return scores
+
+
+def brat_lines(doc: Doc) -> str:
+    """The entities of DOC as BRAT text-bound annotations, `T1<TAB>LABEL START END<TAB>surface`.
+
+    doc (Doc): a document. RETURNS (str): the .ann file's content (whitespace in a surface
+    becomes a space: offsets are what count, and a line must stay one line).
+    """
+    return "".join(f"T{i}\t{ent.label_} {ent.start_char} {ent.end_char}\t{' '.join(ent.text.split())}\n"
+                   for i, ent in enumerate(doc.ents, start=1))
+
+
+def write_meddocan_brat(gold_docs: Sequence[Doc], pred_docs: Sequence[Doc], folder: Path) -> int:
+    """Gold and predictions as BRAT in the input layout of MEDDOCAN's official evaluation
+    script (scripts/CODALAB-Evaluation-script/ in PlanTL-GOB-ES/SPACCC_MEDDOCAN):
+    FOLDER/ref/brat/ (gold) and FOLDER/res/brat/subtask1/ and subtask2/ (predictions), one
+    `<id>.txt` and `<id>.ann` per document. The file name is the document's id (the script
+    finds its sentence counts by it); `doc-00001` ... where ids are missing or repeat.
+
+    gold_docs (Sequence[Doc]): gold. pred_docs (Sequence[Doc]): predictions, in the same order.
+    folder (Path): where to write. RETURNS (int): documents written.
+    """
+    ids = [str(doc.user_data.get("id") or "") for doc in gold_docs]
+    if len(set(ids)) < len(ids) or any(not doc_id or "/" in doc_id or doc_id.startswith(".") for doc_id in ids):
+        ids = [f"doc-{i:05d}" for i in range(1, len(gold_docs) + 1)]
+    targets = [(folder / "ref" / "brat", gold_docs)] + [
+        (folder / "res" / "brat" / subtask, pred_docs) for subtask in ("subtask1", "subtask2")]
+    for target, docs in targets:
+        for doc_id, doc in zip(ids, docs):
+            write_text(target / f"{doc_id}.txt", doc.text)
+            write_text(target / f"{doc_id}.ann", brat_lines(doc))
+    return len(ids)
 
 
 def _three(x: float) -> str:
