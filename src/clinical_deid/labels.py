@@ -26,6 +26,8 @@ RULE_KINDS = {
     "EMAIL": "email", "URL": "url", "IP": "ip", "PHONE": "phone", "FAX": "phone",
     "DNI": "id_es_dni", "NIE": "id_es_dni", "PERSONNUMMER": "id_se_personnummer",
     "DATE": "date", "POSTCODE": "territory",
+    # Another country's personal ID (python-stdnum): id_generic draws a valid one of its format.
+    "NATIONAL_ID": "id_generic",
 }
 PRESETS: Dict[str, Dict[str, str]] = {
     "meddocan": {
