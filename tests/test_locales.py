@@ -12,6 +12,7 @@ from clinical_deid.dates import date_fields, find_dates, shift_match
 from clinical_deid.locale_data import locale_data
 from clinical_deid.rules import find_structured_phi
 from clinical_deid.surrogates import Surrogates
+from tests.deid_pipelines import TOKENIZER
 
 
 def _moved(text, lang, days):
@@ -165,3 +166,15 @@ def test_a_date_span_without_a_date_becomes_a_local_date():
              for locale in ("de_DE", "en_US", "sv_SE", "es_ES")}
     assert re.fullmatch(r"\d\d\.\d\d\.\d{4}", drawn["de_DE"]) and re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", drawn["en_US"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", drawn["sv_SE"]) and re.fullmatch(r"\d\d/\d\d/\d{4}", drawn["es_ES"])
+
+
+def test_date_rule_finds_dates_with_month_names_of_the_pipeline_language():
+    text = "Aufnahme am 3. März 2019, Kontrolle im Mai 2019; wieder am 3. März. Labor 12.10.2019."
+    dates = lambda **kw: [text[s:e] for s, e, _ in find_structured_phi(text, ["DATE"], **kw)]  # noqa: E731
+    assert dates(lang="de") == ["3. März 2019", "Mai 2019", "12.10.2019"]  # a month name needs a year
+    assert dates(lang="es") == dates() == ["12.10.2019"]  # no German month names: numeric dates only
+    nlp = spacy.blank("de", config=TOKENIZER)
+    nlp.add_pipe("deid_rules")
+    assert [e.text for e in nlp(text).ents] == ["3. März 2019", "Mai 2019", "12.10.2019"]
+    nlp.get_pipe("deid_rules").written_dates = False
+    assert [e.text for e in nlp(text).ents] == ["12.10.2019"]

@@ -154,6 +154,28 @@ def is_numeric_date(match: str) -> bool:
     return True
 
 
+def find_written_dates(text: str, lang: Optional[str] = None) -> List[Tuple[int, int]]:
+    """(start, end) of the dates of a note written with a month name and a year ("3. März
+    2019", "12 de marzo de 2019", "March 3, 2019", "mars 2019"), for the DATE rule: a month
+    word alone ("mar", "may") or without a year is too often no date.
+
+    text (str): A note. lang (Optional[str]): The pipeline's language (its CLDR month names).
+    RETURNS (List[Tuple[int, int]]): The dates' offsets, sorted, without overlaps.
+    """
+    if not any(c.isdigit() for c in text):
+        return []
+    found: List[Tuple[int, int]] = []
+    taken: List[Tuple[int, int, bool]] = []
+    for pattern, _, needs_alpha in grammar(lang).patterns:
+        if not needs_alpha or "P<y>" not in pattern.pattern:
+            continue
+        for m in pattern.finditer(text):
+            if m.group("y") and _free(taken, m.start(), m.end()) and date_fields(m) is not None:
+                taken.append((m.start(), m.end(), True))
+                found.append((m.start(), m.end()))
+    return sorted(found)
+
+
 def _full_year(text: str) -> int:
     year = int(text)
     if len(text) == 2:  # two-digit years: 00-30 are 2000s, the rest 1900s
