@@ -25,7 +25,7 @@ def main(
     misaligned: str = typer.Option("split", "--misaligned", help="split, expand, contract, skip or error"),
     lenient: bool = typer.Option(False, "--lenient", help="Skip and count malformed items instead of stopping"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Input encoding (utf-8 keeps BRAT BOM offsets right)"),
-    tag_scheme: str = typer.Option("auto", "--tag-scheme", help="CoNLL tags: auto, io, bio or bilou"),
+    tag_scheme: str = typer.Option("auto", "--tag-scheme", help="CoNLL tags: auto, io, bio, bilou or bioes (= iobes: E- ends, S- single)"),
     sents_per_doc: int = typer.Option(10, "--sents-per-doc", help="CoNLL sentences per document"),
     text_field: str = typer.Option("text", "--text-field", help="JSONL field holding the text"),
     tokenizer: str = typer.Option("deid.clinical_tokenizer.v1", "--tokenizer", help="Registered tokenizer, or 'default'"),

@@ -37,7 +37,12 @@ def main(
     held_out = reports["dev"].get("held_out_from_train")
     if held_out is not None:
         msg.info(f"No dev part: held out {held_out['dev']} of the training documents as dev (seed {seed})")
-    msg.good(f"Corpus ready in {output_dir} (report: {output_dir / 'report.json'})")
+    n_warnings = sum(len(report.get("warnings", [])) for report in reports.values())
+    ready = f"Corpus ready in {output_dir} (report: {output_dir / 'report.json'})"
+    if n_warnings:  # no success mark over a warning (issue 12)
+        msg.warn(f"{ready}, with {n_warnings} warning(s) above")
+    else:
+        msg.good(ready)
 
 
 if __name__ == "__main__":

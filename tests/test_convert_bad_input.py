@@ -127,12 +127,14 @@ def test_text_over_max_length_is_cut_with_split(tmp_path, monkeypatch):
     assert ents(docs) == [("NOMBRE", SECRET), ("PER", "Ana")]
 
 
-def test_span_with_leading_space_is_trimmed_and_counted_once(tmp_path):
+def test_span_with_leading_space_is_trimmed_and_counted_once(tmp_path, capsys):
     record = {"id": "t", "text": "Vive en Madrid.", "spans": [{"start": 7, "end": 14, "label": "LOC"}]}
     report, docs = run(tmp_path, write_jsonl(tmp_path, [record]), "jsonl")
     assert ents(docs) == [("LOC", "Madrid")]
-    assert report["misaligned"] == []
+    assert report["misaligned"] == [] and report["warnings"] == []  # a repair, not a warning
     assert report["trimmed"] == [f"{tmp_path / 'd.jsonl'}:1 span 0"]
+    print_report(report)
+    assert "1 span(s) had white space at an edge" in capsys.readouterr().out
 
 
 def test_whitespace_only_span_is_an_error(tmp_path):
@@ -184,9 +186,10 @@ def test_upper_case_txt_is_read(tmp_path):
 # CoNLL --------------------------------------------------------------------------------------
 
 
-def test_bioes_tags_are_read(tmp_path):
+@pytest.mark.parametrize("scheme", ["bioes", "iobes", "auto"])
+def test_bioes_tags_are_read(tmp_path, scheme):
     path = conll(tmp_path, ["Juan\tB-PER", "Pérez\tE-PER", "en\tO", "Lund\tS-LOC"])
-    _, docs = run(tmp_path, path, "conll", tag_scheme="bioes")
+    _, docs = run(tmp_path, path, "conll", tag_scheme=scheme)
     assert ents(docs) == [("PER", SECRET), ("LOC", "Lund")]
 
 
@@ -256,3 +259,14 @@ def test_cli_zero_entities_fails(tmp_path):
     result = CliRunner().invoke(app, [str(data), str(tmp_path / "out"), "--format", "jsonl", "--lang", "es"])
     assert result.exit_code == 1 and "no entities" in result.output
     assert "Corpus ready" not in result.output
+
+
+def test_cli_warnings_replace_the_success_mark(tmp_path):
+    test = [{"id": "t", "text": "Vive en Lund.", "spans": [{"start": 8, "end": 12, "label": "LOC"}]}]
+    data = corpus_folder(tmp_path, [JSONL_GOOD, {**JSONL_GOOD, "id": "h"}], test)
+    app = typer.Typer()
+    app.command()(prepare_main)
+    result = CliRunner().invoke(app, [str(data), str(tmp_path / "out"), "--format", "jsonl", "--lang", "es"])
+    assert result.exit_code == 0, result.output
+    assert "labels the train part never has" in result.output and "LOC (1)" in result.output
+    assert "Corpus ready" in result.output and "with 1 warning(s) above" in result.output

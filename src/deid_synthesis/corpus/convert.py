@@ -134,10 +134,10 @@ def fits_max_length(nlp: Language, record: Record, split: str, problems: Problem
 
 
 def noted_warnings(noted: Dict[str, list]) -> list:
-    """Warnings for items read but worth a look: each names its first places."""
-    texts = {"entity_across_sentence_break": "entities continue across a sentence break and were "
-                                             "split in two (join the sentences, or fix the tags)",
-             "trimmed_whitespace": "spans had white space at an edge and were trimmed to the characters they name"}
+    """Warnings for items read but worth a look: each names its first places. (Trimmed spans
+    are repairs, not warnings: `print_report` says how many.)"""
+    texts = {"entity_across_sentence_break": "entity(ies) continue across a sentence break and were "
+                                             "split in two (join the sentences, or fix the tags)"}
     warnings = []
     for kind, places in noted.items():
         if kind in texts:
@@ -177,6 +177,9 @@ def print_report(report: Dict) -> None:
         )
     if report["skipped"]:
         msg.warn(f"Skipped malformed items (--lenient): {report['skipped']}")
+    if report.get("trimmed"):
+        msg.info(f"{len(report['trimmed'])} span(s) had white space at an edge and were trimmed to "
+                 f"the characters they name (first at {report['trimmed'][0]})")
     for warning in report.get("warnings", []):
         msg.divider("WARNING")
         msg.warn(warning)
