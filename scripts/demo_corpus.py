@@ -1,6 +1,6 @@
 """Project step `demo-corpus`: write the synthetic demo corpus (template notes with Faker PHI).
 
-`python -m scripts.demo_corpus OUTPUT_DIR --lang es --n-train 300 --n-dev 60 --n-test 60 --seed 0`
+`python -m scripts.demo_corpus OUTPUT_DIR --lang es|sv|de --n-train 300 --n-dev 60 --n-test 60 --seed 0`
 writes OUTPUT_DIR/train.jsonl, dev.jsonl and test.jsonl; the work is `deid_synthesis.corpus.demo`.
 """
 from pathlib import Path
@@ -14,7 +14,7 @@ from deid_synthesis.corpus.demo import LABELS, entity_counts, generate_corpus, w
 
 def main(
     output_dir: Annotated[Path, typer.Argument(help="Folder for train/dev/test.jsonl")],
-    lang: Annotated[str, typer.Option(help="es (MEDDOCAN labels) or sv (Stockholm EPR PHI labels)")] = "es",
+    lang: Annotated[str, typer.Option(help="es (MEDDOCAN labels), sv (Stockholm EPR PHI labels) or de (a label set of its own: NAME_PATIENT, LOCATION_ZIP, CONTACT_PHONE ...)")] = "es",
     n_train: Annotated[int, typer.Option(min=0, help="Documents in train.jsonl")] = 300,
     n_dev: Annotated[int, typer.Option(min=0, help="Documents in dev.jsonl")] = 60,
     n_test: Annotated[int, typer.Option(min=0, help="Documents in test.jsonl")] = 60,

@@ -1,10 +1,11 @@
 """The synthetic demo corpus: template notes with Faker PHI, a demo and not clinical data.
 
-`notes` draws documents, splits and corpora; `es` and `sv` draw one patient of their
-language; `values` holds what they share; `es.json` and `sv.json` the language data.
+`notes` draws documents, splits and corpora; `es`, `sv` and `de` draw one patient of their
+language; `values` holds what they share; `es.json`, `sv.json` and `de.json` the language data.
 """
 from deid_synthesis.corpus.demo.notes import (  # noqa: F401
     LABELS,
+    LABELS_DE,
     LABELS_ES,
     LABELS_SV,
     MAX_WORDS,

@@ -10,8 +10,6 @@ Word lists and templates: `es.json`.
 from __future__ import annotations
 
 import random
-import re
-import unicodedata
 from datetime import date, timedelta
 from typing import Dict, List, Tuple
 
@@ -20,6 +18,7 @@ from faker.providers.ssn.es_ES import Provider as EsSsnProvider
 
 from deid_synthesis.corpus.demo.values import (
     Segment,
+    ascii_letters,
     clean_company,
     ends_safely,
     fill_pattern,
@@ -101,19 +100,14 @@ def phone(fake: Faker, rng: random.Random) -> str:
     return f"{digits[:3]} {digits[3:5]} {digits[5:7]} {digits[7:]}"
 
 
-def _ascii_letters(value: str) -> str:
-    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z]", "", value.lower())
-
-
 def email(fake: Faker, rng: random.Random, first: str, last: str) -> str:
     """A free e-mail address, or one made of the patient's name."""
     if rng.random() < 0.5:
         return fake.free_email()
     user = rng.choice([
-        f"{_ascii_letters(first)}.{_ascii_letters(last)}",
-        f"{_ascii_letters(first)[:1]}{_ascii_letters(last)}",
-        f"{_ascii_letters(first)}{rng.randint(1, 99)}",
+        f"{ascii_letters(first)}.{ascii_letters(last)}",
+        f"{ascii_letters(first)[:1]}{ascii_letters(last)}",
+        f"{ascii_letters(first)}{rng.randint(1, 99)}",
     ])
     return f"{user}@{fake.free_email_domain()}"
 

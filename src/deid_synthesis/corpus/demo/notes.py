@@ -1,24 +1,27 @@
 """Demo corpus: synthetic clinical notes with PHI spans, written by this project.
 
 THIS IS A DEMO, NOT CLINICAL DATA. Every note is template text (a pool of hand-written header
-fields and ~27 narrative sentences per language, in `es.json` and `sv.json`) with PHI slots
-filled by Faker's locale providers (es_ES, sv_SE: names, cities, streets, postcodes, phone
-numbers, e-mails, countries, jobs, companies) and a few small word lists; hospitals are built
-from Faker city names ("Hospital General de Soria", "Lidköpings lasarett"). It exists so that
-new users can run the whole workflow offline, end to end, before they bring their own
-annotated corpus.
+fields and ~27 narrative sentences per language, in `es.json`, `sv.json` and `de.json`) with
+PHI slots filled by Faker's locale providers (es_ES, sv_SE, de_DE: names, cities, streets,
+postcodes, phone numbers, e-mails, countries, jobs, companies) and a few small word lists;
+hospitals are built from Faker city names ("Hospital General de Soria", "Lidköpings lasarett",
+"Klinikum Paderborn"). It exists so that new users can run the whole workflow offline, end to
+end, before they bring their own annotated corpus.
 
 The notes are far easier than real clinical text: the vocabulary is small, every PHI value
 sits in a handful of fixed contexts, there are no typos, no abbreviation soup, no ambiguous
 mentions and no annotation disagreement. Models trained or evaluated on it will score very
 high, and those scores mean nothing about performance on real notes. Do not report them.
 
-Label sets follow the two reference corpora: MEDDOCAN for Spanish (`es.py`), the Stockholm
-EPR PHI corpus for Swedish (`sv.py`). Output documents are `{"id", "text", "spans": [{"start",
-"end", "label"}]}` with character offsets; spans are sorted, non-overlapping, and every span
-lines up with the tokens of `spacy.blank(lang)` (checked while generating: a note that does
-not line up is drawn again, deterministically). The same arguments always give the same
-files byte for byte; each split (and each language) is drawn from its own seed.
+Label sets: MEDDOCAN's for Spanish (`es.py`), the Stockholm EPR PHI corpus's for Swedish
+(`sv.py`), and for German (`de.py`) one of its own (NAME_PATIENT, LOCATION_ZIP, CONTACT_PHONE,
+ID_INSURANCE ...) that no preset knows, as a stranger's corpus would bring. Output documents
+are `{"id", "text", "spans": [{"start", "end", "label"}]}` with character offsets; spans are
+sorted, non-overlapping, and every span lines up with the tokens of the clinical tokenizer
+the training configs use (and, for es and sv, with those of `spacy.blank(lang)`, as they
+have always been drawn): checked while generating, a note that does not line up is drawn
+again, deterministically. The same arguments always give the same files byte for byte; each
+split (and each language) is drawn from its own seed.
 """
 from __future__ import annotations
 
@@ -35,13 +38,15 @@ from faker import Faker
 from spacy.language import Language
 
 from clinical_deid.io import atomic_path
-from deid_synthesis.corpus.demo import es, sv
+from clinical_deid.tokenizer import create_clinical_tokenizer
+from deid_synthesis.corpus.demo import de, es, sv
 from deid_synthesis.corpus.demo.values import Segment, language_data, render_template, words_of
 
 SPLITS: Tuple[str, ...] = ("train", "dev", "test")
 LABELS_ES: Tuple[str, ...] = tuple(language_data("es")["labels"])
 LABELS_SV: Tuple[str, ...] = tuple(language_data("sv")["labels"])
-LABELS: Dict[str, Tuple[str, ...]] = {"es": LABELS_ES, "sv": LABELS_SV}
+LABELS_DE: Tuple[str, ...] = tuple(language_data("de")["labels"])
+LABELS: Dict[str, Tuple[str, ...]] = {"es": LABELS_ES, "sv": LABELS_SV, "de": LABELS_DE}
 
 # A note's length in whitespace-separated words (the demo's own measure, not count_words).
 MIN_WORDS = 60
@@ -50,16 +55,21 @@ MAX_SENTENCES = 6
 
 
 class LanguageParts(NamedTuple):
-    """What the generator needs of a language: its slots, its header and its narrative."""
+    """What the generator needs of a language: its slots, its header, its narrative, and
+    whether its notes must also line up with `spacy.blank(lang)` (es and sv: kept, so that
+    their corpora stay byte-identical for a seed; German's own tokenizer keeps "67-jährige"
+    and "2019." whole, which the clinical tokenizer splits)."""
 
     context: Callable[[Faker, random.Random], Dict[str, List[Segment]]]
     header: Callable[[Dict[str, List[Segment]], random.Random], List[Segment]]
     narrative: Sequence[str]
+    blank_aligned: bool = False
 
 
 LANGUAGES: Dict[str, LanguageParts] = {
-    "es": LanguageParts(es.context, es.header, es.DATA["narrative"]),
-    "sv": LanguageParts(sv.context, sv.header, sv.DATA["narrative"]),
+    "es": LanguageParts(es.context, es.header, es.DATA["narrative"], blank_aligned=True),
+    "sv": LanguageParts(sv.context, sv.header, sv.DATA["narrative"], blank_aligned=True),
+    "de": LanguageParts(de.context, de.header, de.DATA["narrative"]),
 }
 
 
@@ -124,14 +134,26 @@ def _draw_document(lang: str, fake: Faker, rng: random.Random) -> Tuple[str, Lis
 
 
 @functools.lru_cache(maxsize=None)
-def _blank(lang: str) -> Language:
-    return spacy.blank(lang)
+def _tokenizing(lang: str, clinical: bool) -> Language:
+    """spacy.blank(lang), with the clinical tokenizer (deid.clinical_tokenizer.v1) or its own."""
+    nlp = spacy.blank(lang)
+    if clinical:
+        nlp.tokenizer = create_clinical_tokenizer()(nlp)
+    return nlp
 
 
 def misaligned_spans(text: str, spans: Sequence[Dict[str, object]], lang: str) -> List[Dict[str, object]]:
-    """Spans whose offsets do not fall on `spacy.blank(lang)` token boundaries."""
-    doc = _blank(lang).make_doc(text)
-    return [s for s in spans if doc.char_span(s["start"], s["end"]) is None]
+    """Spans whose offsets do not fall on token boundaries: those of the clinical tokenizer,
+    and for es and sv those of `spacy.blank(lang)` too (see LanguageParts).
+
+    text (str): the note.
+    spans (Sequence[Dict[str, object]]): its spans, with "start" and "end".
+    lang (str): the note's language.
+    RETURNS (List[Dict[str, object]]): the spans that do not line up.
+    """
+    clinical_or_own = (True, False) if LANGUAGES[lang].blank_aligned else (True,)
+    docs = [_tokenizing(lang, clinical).make_doc(text) for clinical in clinical_or_own]
+    return [s for s in spans if any(doc.char_span(s["start"], s["end"]) is None for doc in docs)]
 
 
 def generate_document(
@@ -163,7 +185,7 @@ def split_seed(seed: int, lang: str, split: str) -> int:
 def generate_split(lang: str, split: str, n: int, seed: int = 0) -> List[Dict[str, object]]:
     """N demo notes for one split, ids `demo-{lang}-{split}-0001`...
 
-    lang (str): "es" or "sv".
+    lang (str): "es", "sv" or "de".
     split (str): "train", "dev" or "test" (each draws from its own seed).
     n (int): how many notes.
     seed (int): the corpus's seed.

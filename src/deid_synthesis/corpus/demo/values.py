@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+import unicodedata
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -79,6 +80,12 @@ def ends_safely(value: str) -> bool:
     return bool(re.search(r"(\d|[a-záéíóúñüåäöé]{2,}|[A-ZÁÉÍÓÚÑÅÄÖ][a-záéíóúñüåäö]+)$", value)) and not re.search(
         r"\d[A-Za-z]$", value
     )
+
+
+def ascii_letters(value: str) -> str:
+    """The lower-case ASCII letters of VALUE, marks dropped ("Agüero" -> "aguero")."""
+    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z]", "", value.lower())
 
 
 def random_date(rng: random.Random, start: date, end: date) -> date:
