@@ -178,3 +178,10 @@ def test_date_rule_finds_dates_with_month_names_of_the_pipeline_language():
     assert [e.text for e in nlp(text).ents] == ["3. März 2019", "Mai 2019", "12.10.2019"]
     nlp.get_pipe("deid_rules").written_dates = False
     assert [e.text for e in nlp(text).ents] == ["12.10.2019"]
+
+
+def test_numbers_after_an_id_label_are_no_phones_in_other_languages():
+    text = "Fallnummer: 030 1234567. Tel.: 030 1234567"
+    found = [text[s:e] for s, e, _ in find_structured_phi(text, ["PHONE"], phone_finder="phonenumbers", region="DE")]
+    assert found == ["030 1234567"] and find_structured_phi(text, ["PHONE"], phone_finder="phonenumbers",
+                                                            region="DE")[0][0] == text.rindex("030")

@@ -53,9 +53,11 @@ def _se_groups(rest: Tuple[int, ...]) -> bool:
 
 
 # An ID's label right before a number: "NASS: 07 24675873 03", "Episodio: 632632225".
+# Other languages: "Fallnummer: 030 1234567", "fnr. 15076500565".
 _ID_CONTEXT = re.compile(
     r"(?i)\b(?:nass|nhc|nif|dni|nie|n[ºo°]\s?col|colegiado|episodio|historia|cip|tsi|ss|"
-    r"n[ºo°]|número de|id|personnummer|pnr)\.?\s*:?\s*$"
+    r"n[ºo°]|número de|id|personnummer|pnr|fnr|f[øo]dselsnummer|cpr|hetu|bsn|ssn|mrn|svnr|idnr|"
+    r"fallnummer|patientennummer|versichertennummer|journalnummer|journalnr)\.?\s*:?\s*$"
 )
 
 
