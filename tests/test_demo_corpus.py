@@ -191,6 +191,8 @@ def test_german_phones_ids_and_conventions(docs_200):
     assert all(v.isdigit() for v in seen["AGE"])
     assert not any(v.startswith(("Dr.", "Prof.", "Frau ", "Herr ", "Herrn ")) for v in seen["NAME_DOCTOR"] + seen["NAME_PATIENT"])
     assert all("@" in v for v in seen["CONTACT_EMAIL"]) and all(len(v) == 5 for v in seen["LOCATION_ZIP"])
+    # Employers keep "GmbH"/"AG" but lose "& Co. KG", "OHG", "e.V." (a tail the model would cut).
+    assert not any(re.search(r"&|\b(KG|OHG|GbR|KGaA)$|\.$", v) for v in seen["ORGANISATION"])
 
 
 def test_insurance_number_check_digit():

@@ -107,9 +107,9 @@ def hospital(fake: Faker, rng: random.Random) -> str:
 
 
 def employer(fake: Faker) -> str:
-    """A Faker company without "& Co. KG", "OHG", "e.G." and the like ("Krause Karz GmbH")."""
+    """A Faker company without "& Co. KG", "OHG", "e.V." and the like ("Krause Karz GmbH")."""
     name = re.sub(r"\s*&.*$", "", fake.company())
-    return re.sub(r"\s+(KG|OHG|KGaA|GbR|e\.G\.)$", "", name).strip()
+    return re.sub(r"\s+(KG|KGaA|GbR|OHG( mbH)?|e\.[GV]\.)$", "", name).strip()
 
 
 def email(fake: Faker, rng: random.Random, first: str, last: str) -> str:
