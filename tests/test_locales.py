@@ -185,3 +185,38 @@ def test_numbers_after_an_id_label_are_no_phones_in_other_languages():
     found = [text[s:e] for s, e, _ in find_structured_phi(text, ["PHONE"], phone_finder="phonenumbers", region="DE")]
     assert found == ["030 1234567"] and find_structured_phi(text, ["PHONE"], phone_finder="phonenumbers",
                                                             region="DE")[0][0] == text.rindex("030")
+
+
+def test_german_note_gets_german_hospital_street_and_company():
+    """With lang/de.json a German pipeline's hospital comes out in a German form (not
+    "Greifswald Hospital"), its street as a German street, a company without its legal form
+    and "Ihre Tochter" as kinship words; nothing original stays."""
+    from tests.deid_pipelines import ruler_pipeline
+    note = ("Frau Anna Schmidt wurde im Marienhospital Heiligenstadt aufgenommen. Wohnhaft Berliner Straße 5, "
+            "arbeitet bei Müller GmbH & Co. KG. Ihre Tochter begleitet sie.")
+    patterns = [("HOSPITAL", "Marienhospital Heiligenstadt"), ("STREET", "Berliner Straße 5"),
+                ("ORGANIZATION", "Müller GmbH & Co. KG"), ("NAME_PATIENT", "Anna Schmidt"),
+                ("NAME_RELATIVE", "Ihre Tochter")]
+    for seed in range(5):
+        doc = ruler_pipeline("de", patterns, mode="pseudonymize", seed=seed)(note)
+        new = {record["label"]: record["replacement"] for record in doc._.deid_spans}
+        assert re.fullmatch(r"(St\.-Marien-Krankenhaus|Klinikum|Krankenhaus|Universitätsklinikum|Kreiskrankenhaus"
+                            r"|Städtisches Klinikum) \S.*", new["HOSPITAL"]), new["HOSPITAL"]
+        assert "Hospital" not in new["HOSPITAL"] and "Heiligenstadt" not in new["HOSPITAL"]
+        assert re.fullmatch(r"\S+(straße|str\.|weg|allee|platz|gasse|ring|Straße|Weg|Allee|Platz|Gasse|Ring) \d+",
+                            new["STREET"], re.IGNORECASE), new["STREET"]
+        assert not re.search(r"\b(GmbH|AG|KG|KGaA|OHG|GbR|e\.[VG]\.)$", new["ORGANIZATION"]), new["ORGANIZATION"]
+        assert new["NAME_RELATIVE"] == "[NAME_RELATIVE]"  # German kinship words name no one
+        for original in ("Heiligenstadt", "Berliner", "Müller", "Schmidt"):
+            assert original not in doc._.deidentified
+
+
+def test_german_words_are_known_but_its_months_only_in_german():
+    from clinical_deid.lang import LANGUAGES, WORD_LANGUAGES, load
+    from clinical_deid.vocabulary import AGE_UNITS, COMPANY_SUFFIX, NOT_NAMES, RELATIONS
+    assert "de" in WORD_LANGUAGES and "de" not in LANGUAGES and load("de")["top_level_domain"] == "de"
+    assert {"ehefrau", "tochter", "ihre"} <= RELATIONS and {"jahre", "wochen"} <= AGE_UNITS
+    assert {"herr", "frau", "zu"} <= NOT_NAMES
+    assert [COMPANY_SUFFIX.sub("", c) for c in ("Kranz OHG mbH", "Löchel Stiftung & Co. KGaA", "Rädel e.V.",
+                                                 "Nunez S.L.")] == ["Kranz", "Löchel", "Rädel", "Nunez"]
+    assert [m.group() for _, _, m in find_dates("im Mai 2019")] == ["2019"]  # no German months outside German
