@@ -220,3 +220,10 @@ def test_german_words_are_known_but_its_months_only_in_german():
     assert [COMPANY_SUFFIX.sub("", c) for c in ("Kranz OHG mbH", "Löchel Stiftung & Co. KGaA", "Rädel e.V.",
                                                  "Nunez S.L.")] == ["Kranz", "Löchel", "Rädel", "Nunez"]
     assert [m.group() for _, _, m in find_dates("im Mai 2019")] == ["2019"]  # no German months outside German
+
+
+def test_german_titles_leave_swedish_sentences_alone():
+    from clinical_deid.scoring import count_full_stops
+    # "med" is no title: a Swedish sentence ending "... med." still counts; "Priv.-Doz." ends none
+    assert count_full_stops("Hjälp av den person du lever med. Hon kom.") == 2
+    assert count_full_stops("Befund von Priv.-Doz. Dr. Schmidt.") == 1
