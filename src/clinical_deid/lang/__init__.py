@@ -23,8 +23,9 @@ WORD_LANGUAGES = ("es", "sv", "en", "de", "xx")
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def load(lang: str) -> Dict[str, Any]:
-    """The data of one language.
+    """The data of one language, read once (callers only read it: do not change the dict).
 
     lang (str): A language code of WORD_LANGUAGES.
     RETURNS (Dict[str, Any]): Its lists and templates by name; {} for a language without data.
