@@ -62,7 +62,8 @@ def merge_spans(text: str, spans: Iterable[Tuple[int, int]]) -> Set[Tuple[int, i
     RETURNS (Set[Tuple[int, int]]): the merged spans.
     """
     merged: List[List[int]] = []
-    # The official script takes the later span's end; the same for spans that do not overlap.
+    # The official script takes the later span's end, which shortens the merged span when the
+    # later one lies inside it; the same unless spans nest (spaCy entities never do).
     for start, end in sorted(set(spans)):
         if merged and not any(char.isalnum() for char in text[merged[-1][1] : start]):
             merged[-1][1] = max(merged[-1][1], end)
@@ -83,8 +84,9 @@ def merged_span_counts(text: str, gold: Offsets, pred: Offsets) -> Tuple[int, in
     predicted span that is no gold span is a false positive unless it lies inside a hit; a
     gold span not predicted is a false negative unless it lies inside a hit. Hence merged P
     and R can exceed the strict ones; the counts are not a partition of gold or predictions.
-    On MEDDOCAN test, the figures equal those of the official procedure run on the BRAT gold
-    files and the same predictions (tp, fp and fn alike).
+    On MEDDOCAN test, the official script itself, run on the BRAT gold and the same
+    predictions, gives the same tp, fp and fn (README, "Scores as MEDDOCAN's official script
+    computes them").
     text (str): the text. gold (Offsets): gold (start, end). pred (Offsets): predicted.
     RETURNS (Tuple[int, int, int]): tp, fp, fn.
     """
