@@ -26,8 +26,10 @@ validates (Norwegian fødselsnummer, Danish CPR, Finnish HETU, ...: see
 Rule names (EMAIL, URL, IP, PHONE, FAX, DNI, NIE, PERSONNUMMER, NATIONAL_ID, DATE, POSTCODE) become
 labels of the pipeline's label set through ``preset`` (``auto``: from ``nlp.lang``, es →
 meddocan, sv → stockholm_epr) and ``label_map`` (rule → label; an empty label switches the
-rule off). A rule without a label in the set keeps its own name as the label;
-``deid_transform`` knows those names.
+rule off). A rule that neither names takes the label of the pipeline's NER of the same
+surrogate kind (PHONE → CONTACT_PHONE; see ``clinical_deid.rule_labels``), resolved on first use
+(or ``initialize``) and saved with the pipeline (``rule_labels.json``); without one (or with
+several, a tie) it keeps its own name as the label; ``deid_transform`` knows those names.
 
 Check letters and digits come from python-stdnum (``stdnum.es.dni``, ``stdnum.es.nie``,
 ``stdnum.luhn``); the formats accepted (separators, samordningsnummer) are this module's.
@@ -36,11 +38,13 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
+from spacy.util import ensure_path, filter_spans
 from stdnum import luhn
 from stdnum.es import dni, nie
 
@@ -48,6 +52,7 @@ from .dates import NUMERIC_DATE, find_written_dates, is_numeric_date
 from .labels import LOCALES
 from .national_ids import find_national_ids
 from .phones import find_phones
+from .rule_labels import ner_labels, resolve_rule_labels
 
 # In order of precedence when two matches of the same length overlap.
 RULES = ("EMAIL", "URL", "IP", "PERSONNUMMER", "DNI", "NIE", "NATIONAL_ID", "DATE", "PHONE", "FAX", "POSTCODE")
@@ -266,7 +271,8 @@ class DeidRules:
                  label_map: Optional[Dict[str, str]] = None, policy: str = "longest",
                  validate_checksums: bool = True, alignment_mode: str = "expand",
                  spans_key: str = "deid_rules", phone_finder: Optional[str] = None,
-                 region: str = "auto", written_dates: Optional[bool] = None) -> None:
+                 region: str = "auto", written_dates: Optional[bool] = None,
+                 nlp: Optional[Language] = None) -> None:
         unknown = set(rules) - set(RULES)
         if unknown:
             raise ValueError(f"deid_rules: unknown rule(s) {sorted(unknown)}; choose from {list(RULES)}")
@@ -283,11 +289,15 @@ class DeidRules:
             raise ValueError(f"deid_rules: unknown preset {preset!r}; choose one of {sorted(PRESETS) + ['auto']}")
         self.name = name
         self.preset = preset
-        self.labels = {rule: rule for rule in RULES}
-        self.labels.update(PRESETS[preset])
-        self.labels.update(label_map or {})
+        # How each rule got its label: preset, label_map, or (the others) the NER's labels.
+        self._given = {rule: (label, "preset") for rule, label in PRESETS[preset].items()}
+        self._given.update({rule: (label, "label_map") for rule, label in (label_map or {}).items()})
+        self._labels = {rule: self._given.get(rule, (rule, ""))[0] for rule in RULES}
+        # rule -> (label, source, tied labels) of the other rules; None: not resolved yet.
+        self._resolved: Optional[Dict[str, Tuple[str, str, List[str]]]] = None
+        self._nlp = nlp
         # A rule mapped to an empty label is switched off.
-        self.rules = [r for r in rules if self.labels.get(r)]
+        self.rules = [r for r in rules if self._labels.get(r)]
         self.policy = policy
         self.validate_checksums = validate_checksums
         self.alignment_mode = alignment_mode
@@ -298,13 +308,64 @@ class DeidRules:
         self.lang = lang
         self.written_dates = DEFAULT_WRITTEN_DATES if written_dates is None else written_dates
 
+    @property
+    def labels(self) -> Dict[str, str]:
+        """rule -> label; the rules no preset or label_map names follow the NER's labels (see
+        clinical_deid.rule_labels), resolved the first time the pipeline has any."""
+        if self._resolved is None and self._nlp is not None:
+            self.resolve_labels(self._nlp)
+        return self._labels
+
+    def resolve_labels(self, nlp: Language) -> None:
+        """Label the rules no preset or label_map names after `nlp`'s NER (no-op without NER labels)."""
+        known = ner_labels(nlp)
+        if known:
+            self._set_resolved(resolve_rule_labels([r for r in RULES if r not in self._given], known))
+
+    def _set_resolved(self, resolved: Dict[str, Tuple[str, str, List[str]]]) -> None:
+        self._resolved = {rule: (label, source, list(tied)) for rule, (label, source, tied) in resolved.items()}
+        self._labels.update({rule: label for rule, (label, _, _) in self._resolved.items()})
+
+    def label_sources(self) -> Dict[str, Tuple[str, str, List[str]]]:
+        """rule -> (label, source, tied labels); source: preset, label_map, ner, own or tie."""
+        labels = self.labels
+        sources = {rule: (label, source, []) for rule, (label, source) in self._given.items()}
+        sources.update(self._resolved or {})
+        return {rule: sources.get(rule, (labels[rule], "own", [])) for rule in RULES}
+
+    def initialize(self, get_examples: Optional[Callable[[], Iterable]] = None, *,
+                   nlp: Optional[Language] = None) -> None:
+        """Resolve the rules' labels from the NER's (initialized before: it comes first)."""
+        if nlp is not None:
+            self._nlp = nlp
+            self.resolve_labels(nlp)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        _ = self.labels  # (resolved before saving)
+        return srsly.json_dumps({"resolved": self._resolved}).encode("utf8")
+
+    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = tuple()) -> "DeidRules":
+        resolved = srsly.json_loads(data.decode("utf8")).get("resolved")
+        if resolved is not None:
+            self._set_resolved(resolved)
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        path = ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "rule_labels.json").write_bytes(self.to_bytes())
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "DeidRules":
+        file = ensure_path(path) / "rule_labels.json"
+        return self.from_bytes(file.read_bytes()) if file.is_file() else self  # (saved before there was one)
+
     def __call__(self, doc: Doc) -> Doc:
         matches = find_structured_phi(doc.text, self.rules, self.validate_checksums,
                                       phone_finder=self.phone_finder, region=self.region,
                                       lang=self.lang if self.written_dates else None)
-        spans = []
+        spans, labels = [], self.labels
         for start, end, rule in matches:
-            span = doc.char_span(start, end, label=self.labels[rule], alignment_mode=self.alignment_mode)
+            span = doc.char_span(start, end, label=labels[rule], alignment_mode=self.alignment_mode)
             if span is not None and len(span):
                 spans.append(span)
         spans = filter_spans(spans)  # "expand" may make two matches share a token
@@ -337,11 +398,12 @@ def make_deid_rules(nlp: Language, name: str, rules: List[str], preset: str, lab
 
     rules: which of RULES to run (POSTCODE is off by default). preset: meddocan |
     stockholm_epr | swedish_ner | none | auto (from nlp.lang). label_map: rule -> label
-    overrides ("" switches a rule off). policy: ner | longest | rules. phone_finder: auto |
-    regex | phonenumbers (auto: regex for es and sv, else phonenumbers). region: the country whose phone numbers need no prefix ("auto": from
+    overrides ("" switches a rule off; the others follow the NER's labels). policy: ner | longest |
+    rules. phone_finder: auto | regex | phonenumbers (auto: regex for es and sv, else
+    phonenumbers). region: the country whose phone numbers need no prefix ("auto": from
     nlp.lang). written_dates: DATE also finds dates with a month name and a year.
     """
     return DeidRules(name, nlp.lang, rules=rules, preset=preset, label_map=label_map, policy=policy,
                      validate_checksums=validate_checksums, alignment_mode=alignment_mode,
                      spans_key=spans_key, phone_finder=phone_finder, region=region,
-                     written_dates=written_dates)
+                     written_dates=written_dates, nlp=nlp)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from wasabi import Printer
 
 from ..label_map import apply_label_map, report_label_kinds
+from ..rule_labels import report_rule_labels
 from .errors import DeidError
 from .keys import use_key
 from .locks import OutputLock
@@ -63,6 +64,7 @@ def run(model: Union[str, Path, Language], options: RunOptions) -> Dict[str, Any
     msg = Printer(no_print=options.silent)
     with messages_stream(options):
         report_label_kinds(nlp, msg)
+        report_rule_labels(nlp, msg)  # (which NER label each rule's matches take)
     if options.from_stdin and options.stdin_format == "text":
         summary = run_one_text(nlp, options)
         with messages_stream(options):
