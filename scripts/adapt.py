@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from wasabi import msg
 
-from deid_synthesis.generation.adapt import DEFAULT_TARGETS, AdaptError, adapt
+from deid_synthesis.generation.adapt import (DEFAULT_LEARNING_RATE, DEFAULT_TARGETS, AdaptError, adapt,
+                                            resolve_precision)
 from deid_synthesis.generation.manifest import DEFAULT_BASE, DEFAULT_CACHE
 
 
@@ -21,7 +22,7 @@ def main(
     alpha: int = typer.Option(32, "--alpha", help="LoRA alpha"),
     dropout: float = typer.Option(0.05, "--dropout", help="LoRA dropout"),
     target_modules: str = typer.Option(DEFAULT_TARGETS, "--target-modules", help="Comma-separated module names"),
-    learning_rate: float = typer.Option(2e-4, "--learning-rate", "--lr", help="Peak learning rate (AdamW)"),
+    learning_rate: float = typer.Option(DEFAULT_LEARNING_RATE, "--learning-rate", "--lr", help="Peak learning rate (AdamW)"),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the blocks (ignored when --max-steps > 0)"),
     max_steps: int = typer.Option(0, "--max-steps", help="Optimizer steps (0: from --epochs)"),
     seq_len: int = typer.Option(256, "--seq-len", help="Tokens per training block"),
@@ -30,17 +31,15 @@ def main(
     warmup: float = typer.Option(0.05, "--warmup", help="Share of steps with linear warm-up"),
     quantization: str = typer.Option("auto", "--quantization", help="auto (4-bit when CUDA + bitsandbytes), 4bit or none"),
     vocabulary: str = typer.Option("full", "--vocabulary", help="full, or corpus: softmax over the adaptation text's tokens only (faster; pairs with generation's restricted vocabulary)"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (autocast on the CPU: faster where AMX / AVX512-BF16)"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast on the CPU: faster where AMX / AVX512-BF16), or auto (bf16 where the CPU has it)"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where packaged models are prepared"),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)"),
 ):
     """Train a LoRA adapter on a fraction of the gold training notes."""
-    if precision not in ("fp32", "bf16"):
-        msg.fail(f"unknown precision '{precision}': use fp32 or bf16", exits=1)
     try:
         adapt(train_path, output_dir, base_model, fraction, seed, rank, alpha, dropout, target_modules, learning_rate,
-              epochs, max_steps, seq_len, batch_size, grad_accum, warmup, quantization, vocabulary, precision == "bf16", cache_dir,
-              threads)
+              epochs, max_steps, seq_len, batch_size, grad_accum, warmup, quantization, vocabulary,
+              resolve_precision(precision), cache_dir, threads)
     except (AdaptError, OSError) as err:
         msg.fail(str(err), exits=1)
 

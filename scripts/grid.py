@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from wasabi import msg
 
+from deid_synthesis.generation.adapt import DEFAULT_LEARNING_RATE
 from deid_synthesis.generation.manifest import DEFAULT_BASE
 from deid_synthesis.grid import make_grid, run_grid
 
@@ -29,7 +30,8 @@ def main(
     adapt_max_steps: int = typer.Option(0, "--adapt-max-steps", help="Adapter optimizer steps (0: from epochs)"),
     adapt_seq_len: int = typer.Option(256, "--adapt-seq-len", help="Tokens per adapter training block"),
     adapt_batch_size: int = typer.Option(8, "--adapt-batch-size", help="Blocks per adapter step"),
-    adapt_precision: str = typer.Option("fp32", "--adapt-precision", help="fp32 or bf16"),
+    adapt_precision: str = typer.Option("fp32", "--adapt-precision", help="fp32, bf16, or auto (bf16 where the CPU has it)"),
+    adapt_learning_rate: float = typer.Option(DEFAULT_LEARNING_RATE, "--adapt-learning-rate", help="Adapter peak learning rate"),
     lora_rank: int = typer.Option(8, "--lora-rank", help="LoRA rank"),
     lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA alpha"),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Most tokens per generated note"),
@@ -54,7 +56,8 @@ def main(
             dataset=dataset, lang=lang, config=config, fractions=fractions, volumes=volumes, seeds=seeds,
             annotator_fractions=annotator_fractions, base_models=base_models, gen_vocabularies=gen_vocabulary,
             adapt_epochs=adapt_epochs, adapt_max_steps=adapt_max_steps, adapt_seq_len=adapt_seq_len,
-            adapt_batch_size=adapt_batch_size, adapt_precision=adapt_precision, lora_rank=lora_rank,
+            adapt_batch_size=adapt_batch_size, adapt_precision=adapt_precision,
+            adapt_learning_rate=adapt_learning_rate, lora_rank=lora_rank,
             lora_alpha=lora_alpha, max_new_tokens=max_new_tokens, train_steps=train_steps,
             annotator_steps=annotator_steps, transformer_model=transformer_model, max_words=max_words,
             train=corpus_dir / dataset / "train.spacy", dev=corpus_dir / dataset / "dev.spacy",

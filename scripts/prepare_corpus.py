@@ -9,7 +9,7 @@ import typer
 from wasabi import msg
 
 from deid_synthesis.corpus.convert import print_report
-from deid_synthesis.corpus.prepare import prepare
+from deid_synthesis.corpus.prepare import SPLITS, prepare
 from deid_synthesis.corpus.records import CorpusError
 
 
@@ -31,13 +31,16 @@ def main(
                           max_words=max_words, misaligned=misaligned, lenient=lenient)
     except CorpusError as err:
         msg.fail(str(err), exits=1)
-    for report in reports.values():
+    parts = [reports[split] for split in SPLITS]
+    for report in parts:
         if "output" in report:
             print_report(report)
+    if reports.get("demo"):
+        msg.info(f"Corpus card: {reports['about']}")
     held_out = reports["dev"].get("held_out_from_train")
     if held_out is not None:
         msg.info(f"No dev part: held out {held_out['dev']} of the training documents as dev (seed {seed})")
-    n_warnings = sum(len(report.get("warnings", [])) for report in reports.values())
+    n_warnings = sum(len(report.get("warnings", [])) for report in parts)
     ready = f"Corpus ready in {output_dir} (report: {output_dir / 'report.json'})"
     if n_warnings:  # no success mark over a warning (issue 12)
         msg.warn(f"{ready}, with {n_warnings} warning(s) above")

@@ -8,7 +8,8 @@ from spacy.tokens import DocBin
 from peft import LoraConfig, get_peft_model
 
 from deid_synthesis.corpus.demo import generate_split
-from deid_synthesis.generation.adapt import AdaptError, adapt, read_texts, select_documents
+from deid_synthesis.generation.adapt import (AdaptError, adapt, cpu_has_bf16, read_texts, resolve_precision,
+                                             select_documents)
 from deid_synthesis.generation.causal_lm import load_causal_lm
 from deid_synthesis.generation.lora import lm_loss, make_blocks
 from deid_synthesis.generation.manifest import ModelLoadError
@@ -129,3 +130,23 @@ def test_an_adapter_is_refused_on_another_base_model(tiny, tmp_path):
     other = build_tiny_model(tmp_path / "other", ["Otro texto de prueba."] * 5, vocab_size=60)
     with pytest.raises(ModelLoadError, match="trained on"):
         load_causal_lm(str(other), tmp_path / "adapter")
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True),
+                                             ("fpu sse avx2 avx512f", False)])
+def test_cpu_bf16_from_the_cpu_flags(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n", encoding="utf-8")
+    assert cpu_has_bf16(cpuinfo) is expected
+    assert cpu_has_bf16(tmp_path / "missing") is False
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    import deid_synthesis.generation.adapt as adapt_module
+
+    assert resolve_precision("fp32") is False and resolve_precision("bf16") is True
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(adapt_module, "cpu_has_bf16", lambda: has_bf16)
+        assert resolve_precision("auto") is has_bf16
+    with pytest.raises(AdaptError, match="unknown precision 'fp16': use fp32, bf16, auto"):
+        resolve_precision("fp16")

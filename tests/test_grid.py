@@ -144,11 +144,22 @@ def test_a_second_run_reruns_nothing_and_a_new_seed_only_its_cells(project, firs
     ({"fractions": "five"}, "'five' is not a valid value"),
     ({"gen_vocabularies": "full,tiny"}, "vocabulary 'tiny'"),
     ({"annotator_fractions": "0"}, "annotator fraction 0.0"),
+    ({"adapt_precision": "fp16"}, "adapter precision 'fp16': use fp32, bf16, auto"),
+    ({"adapt_learning_rate": 0.0}, "adapter learning rate 0.0 is not positive"),
 ])
 def test_bad_input_is_refused_before_anything_runs(project, tmp_path, change, message):
     with pytest.raises(GridError, match=message):
         make_grid(**grid_options(project, output=tmp_path / "never", **change))
     assert not (tmp_path / "never").exists()
+
+
+def test_auto_precision_is_resolved_for_the_cache_key(project, tmp_path, monkeypatch):
+    import deid_synthesis.generation.adapt as adapt_module
+
+    for has_bf16, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(adapt_module, "cpu_has_bf16", lambda: has_bf16)
+        grid = make_grid(**grid_options(project, output=tmp_path / "never", adapt_precision="auto"))
+        assert grid["adapt_precision"] == expected
 
 
 def test_cli_names_the_problem(tmp_path):

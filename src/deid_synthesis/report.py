@@ -161,6 +161,7 @@ def summarize(data: Dict[str, Optional[dict]], paths: Dict[str, Path], top: int 
     return {
         "inputs": {name: str(path) for name, path in paths.items()},
         "missing": [name for name, value in data.items() if value is None],
+        "corpus_card": corpus and {key: corpus[key] for key in ("about", "demo") if key in corpus},
         "target": TARGET, **scores,
         "annotator": {"strict_p": gold["ents_strict"]["p"], "strict_r": gold["ents_strict"]["r"],
                       "strict_f": gold["ents_strict"]["f"], "token_f": gold["token"]["f"],
@@ -339,10 +340,19 @@ def _settings_md(s: Dict, images: Dict[str, str]) -> List[str]:
                                           for k, v in times])]
 
 
+def _card_md(card: Optional[Dict]) -> List[str]:
+    """The corpus card first (deid_synthesis.corpus.card): a demo run says so before any figure."""
+    if not card or not card.get("about"):
+        return []
+    if card.get("demo"):
+        return [f"> **This is a demo, not a result.** The corpus is {card['about']}\n"]
+    return [f"> Corpus: {card['about']}\n"]
+
+
 def to_markdown(s: Dict, title: str, images: Dict[str, str]) -> str:
     inputs = [f"- {name}: `{path}`" + (" (missing: not run)" if name in s["missing"] else "")
               for name, path in s["inputs"].items()]
-    md = [f"# {title}\n", "Every number below is read from these files, written by the project's steps:\n",
+    md = [f"# {title}\n", *_card_md(s.get("corpus_card")), "Every number below is read from these files, written by the project's steps:\n",
           "\n".join(inputs) + "\n", *_scores_md(s, images), *_losses_md(s), *_corpus_md(s, images),
           *_privacy_md(s["privacy"]), *_settings_md(s, images)]
     return "\n".join(md)

@@ -16,6 +16,7 @@ import spacy
 import srsly
 
 from clinical_deid.io import atomic_path, read_docbin, write_docbin
+from deid_synthesis.corpus.card import read_card
 from deid_synthesis.corpus.convert import convert
 from deid_synthesis.corpus.records import CorpusError
 
@@ -107,7 +108,8 @@ def prepare(
     dev_share (float): share of train held out as dev when there is no dev part.
     seed (int): seed of that hold-out.
     convert_args: options of `convert` (split, max_words, misaligned, lenient, ...).
-    RETURNS (Dict): the report per part, as written to report.json.
+    RETURNS (Dict): the report per part, as written to report.json (with the folder's corpus
+        card's "about" and "demo", when it has one: deid_synthesis.corpus.card).
     """
     data_dir, output_dir = Path(data_dir), Path(output_dir)
     if not data_dir.is_dir():
@@ -116,6 +118,7 @@ def prepare(
             "or point --vars.data_dir at a local copy)"
         )
     inputs = {split: find_split(data_dir, fmt, split) for split in SPLITS}
+    card = read_card(data_dir)  # a bad card stops here, before any conversion
     for split in ("train", "test"):
         if inputs[split] is None:
             patterns = ", ".join(p.format(split=split) for p in PATTERNS[fmt])
@@ -131,6 +134,8 @@ def prepare(
     for split, report in reports.items():
         if "output" in report:
             report["output"] = str(output_dir / f"{split}.spacy")
+    if card:  # "about" and "demo" are not parts: readers of the report take its dict entries only
+        reports.update(card)
     with atomic_path(output_dir / "report.json") as tmp:
         srsly.write_json(tmp, reports)
     return reports

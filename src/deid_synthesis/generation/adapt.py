@@ -28,10 +28,37 @@ from clinical_deid.io import DataError, atomic_open, read_docbin
 from deid_synthesis.generation.manifest import DEFAULT_BASE, DEFAULT_CACHE, MANIFEST
 
 DEFAULT_TARGETS = "q_proj,k_proj,v_proj,o_proj"
+PRECISIONS = ("fp32", "bf16", "auto")
+# The peak learning rate of the published runs (the paper's QLoRA setting).
+DEFAULT_LEARNING_RATE = 2e-4
+# CPU flags of native bfloat16 arithmetic (AVX512-BF16, AMX): without them, bfloat16 autocast is
+# emulated and slower than float32.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 class AdaptError(ValueError):
     """Options or input that adaptation cannot use (the message names the file or option)."""
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU does bfloat16 natively (Linux's CPU flags; False where they cannot be read)."""
+    try:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str) -> bool:
+    """Whether adaptation runs in bfloat16 autocast.
+
+    precision (str): fp32, bf16, or auto (bf16 where the CPU has AVX512-BF16 or AMX, else fp32;
+        the autocast applies on the CPU only, so auto on a GPU machine is fp32 there too).
+    RETURNS (bool): True for bfloat16.
+    """
+    if precision not in PRECISIONS:
+        raise AdaptError(f"unknown precision '{precision}': use {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and cpu_has_bf16())
 
 
 def read_texts(path: Path) -> List[Dict[str, str]]:
@@ -106,7 +133,7 @@ def adapt(
     alpha: int = 32,
     dropout: float = 0.05,
     target_modules: str = DEFAULT_TARGETS,
-    learning_rate: float = 2e-4,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
     epochs: float = 1.0,
     max_steps: int = 0,
     seq_len: int = 256,

@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Callable, Dict, List
 
+from deid_synthesis.generation.adapt import DEFAULT_LEARNING_RATE, PRECISIONS, resolve_precision
+
 DATA_SEED = 0  # chooses the documents of a share, the same for every repeated seed
 FACTORS = ("base_model", "gen_vocabulary", "annotator_fraction", "fraction", "volume")  # seed is the repeat
 
@@ -47,8 +49,11 @@ def make_grid(**options) -> Dict:
     problems += [f"volume {v} is not positive" for v in grid["volumes"] if not v > 0 or math.isinf(v)]
     problems += [f"generation vocabulary '{v}': use full or corpus" for v in grid["gen_vocabularies"]
                  if v not in ("full", "corpus")]
-    if grid["adapt_precision"] not in ("fp32", "bf16"):
-        problems.append(f"adapter precision '{grid['adapt_precision']}': use fp32 or bf16")
+    if grid["adapt_precision"] not in PRECISIONS:
+        problems.append(f"adapter precision '{grid['adapt_precision']}': use {', '.join(PRECISIONS)}")
+    grid.setdefault("adapt_learning_rate", DEFAULT_LEARNING_RATE)
+    if not grid["adapt_learning_rate"] > 0:
+        problems.append(f"adapter learning rate {grid['adapt_learning_rate']} is not positive")
     if grid["train_steps"] < 1 or grid["max_new_tokens"] < 1:
         problems.append("--train-steps and --max-new-tokens must be at least 1")
     needed = {"train": grid["train"], "dev": grid["dev"], "test": grid["test"], "config": grid["config"],
@@ -58,6 +63,8 @@ def make_grid(**options) -> Dict:
     problems += [f"{what}: {path} not found" for what, path in needed.items() if not Path(path).exists()]
     if problems:
         raise GridError("grid settings refused, nothing was run:\n" + "\n".join(f"- {p}" for p in problems))
+    # The precision the adapters train in, as their cache keys name it.
+    grid["adapt_precision"] = "bf16" if resolve_precision(grid["adapt_precision"]) else "fp32"
     return grid
 
 

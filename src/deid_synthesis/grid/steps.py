@@ -31,7 +31,7 @@ from clinical_deid.io import read_docbin, read_jsonl, write_docbin
 from deid_synthesis.annotate import annotate
 from deid_synthesis.cli_util import load_pipeline
 from deid_synthesis.evaluate import evaluate
-from deid_synthesis.generation.adapt import adapt, documents_hash, select_documents
+from deid_synthesis.generation.adapt import DEFAULT_LEARNING_RATE, adapt, documents_hash, select_documents
 from deid_synthesis.generation.generate import generate
 from deid_synthesis.grid.cache import Cache
 from deid_synthesis.grid.plan import DATA_SEED, GridError
@@ -63,7 +63,8 @@ def adapter_step(cache: Cache, grid: Dict, cell: Dict) -> Dict:
     def run(train: Path, share: float, seed: int) -> Callable[[Path], Dict]:
         def fn(folder: Path) -> Dict:
             manifest = adapt(train, folder, base_model=base, fraction=share, seed=seed, rank=grid["lora_rank"],
-                             alpha=grid["lora_alpha"], epochs=grid["adapt_epochs"], max_steps=grid["adapt_max_steps"],
+                             alpha=grid["lora_alpha"], learning_rate=grid["adapt_learning_rate"],
+                             epochs=grid["adapt_epochs"], max_steps=grid["adapt_max_steps"],
                              seq_len=grid["adapt_seq_len"], batch_size=grid["adapt_batch_size"],
                              vocabulary=cell["gen_vocabulary"], bf16=grid["adapt_precision"] == "bf16",
                              threads=grid["threads"], silent=grid["silent"])
@@ -81,6 +82,10 @@ def adapter_step(cache: Cache, grid: Dict, cell: Dict) -> Dict:
                      "device": "cuda" if torch.cuda.is_available() else "cpu",
                      **{k: grid[k] for k in ("adapt_epochs", "adapt_max_steps", "adapt_seq_len", "adapt_batch_size",
                                              "adapt_precision", "lora_rank", "lora_alpha")}})
+    # The learning rate joined the key after the first grids ran (at the default): only another
+    # rate is part of the key, so those grids' adapters stay found.
+    if grid["adapt_learning_rate"] != DEFAULT_LEARNING_RATE:
+        settings["adapt_learning_rate"] = grid["adapt_learning_rate"]
     # All of the subset (fraction 1.0 of it): the seed then only drives the LoRA init and batch order.
     return cache.run("adapters", settings, run(Path(subset["path"]), 1.0, cell["seed"]),
                      f"fraction {fraction:g}, seed {cell['seed']} ({base})")

@@ -39,6 +39,7 @@ from spacy.language import Language
 
 from clinical_deid.io import atomic_path
 from clinical_deid.tokenizer import create_clinical_tokenizer
+from deid_synthesis.corpus.card import CARD_FILE
 from deid_synthesis.corpus.demo import de, es, sv
 from deid_synthesis.corpus.demo.values import Segment, language_data, render_template, words_of
 
@@ -50,6 +51,11 @@ LABELS: Dict[str, Tuple[str, ...]] = {"es": LABELS_ES, "sv": LABELS_SV, "de": LA
 
 # A note's length in whitespace-separated words (the demo's own measure, not count_words).
 MIN_WORDS = 60
+# What every report of a run on the demo says first (deid_synthesis.corpus.card).
+DEMO_CARD = {"demo": True, "about": ("the embedded demo corpus: template clinical notes filled with Faker values "
+                                     "(python -m scripts.demo_corpus), far easier than real notes. Figures on it "
+                                     "show that every step runs and that the method learns the notes' form; they "
+                                     "say nothing about real clinical data.")}
 MAX_WORDS = 150
 MAX_SENTENCES = 6
 
@@ -213,7 +219,8 @@ def entity_counts(docs: Iterable[Dict[str, object]]) -> Counter:
 
 
 def write_corpus(output_dir: Path, corpus: Dict[str, List[Dict[str, object]]]) -> Dict[str, Path]:
-    """Write each split to `output_dir/{split}.jsonl` (atomically); returns the paths.
+    """Write each split to `output_dir/{split}.jsonl` and the corpus card saying that this is the
+    demo (atomically); returns the paths.
 
     srsly's compact, ASCII-escaped JSON lines, as the demo has always been written (the
     corpus stays byte-identical for a seed).
@@ -224,4 +231,7 @@ def write_corpus(output_dir: Path, corpus: Dict[str, List[Dict[str, object]]]) -
         paths[split] = output_dir / f"{split}.jsonl"
         with atomic_path(paths[split]) as tmp:
             srsly.write_jsonl(tmp, docs)
+    paths["card"] = output_dir / CARD_FILE
+    with atomic_path(paths["card"]) as tmp:
+        srsly.write_json(tmp, DEMO_CARD)
     return paths
