@@ -2,7 +2,10 @@
 NER-alone speed, and the rules' and pseudonymization's share of the NER time (see
 deid_synthesis.bench_deid for what is measured and why).
 
-    python -m scripts.bench_deid MODEL TEST_FOLDER TEST_DOCBIN --repeat 4 --output metrics/meddocan/bench_deid.json
+    python -m scripts.bench_deid MODEL TEST_INPUT TEST_DOCBIN --repeat 4 --output metrics/meddocan/bench_deid.json
+
+TEST_INPUT is a folder of .txt notes (BRAT) or a JSONL file of {id, text} records: `scripts.gold_texts`
+writes one from any corpus format (BRAT, JSONL, CoNLL), as the project step does.
 """
 import json
 import os
@@ -19,7 +22,7 @@ from deid_synthesis.bench_deid import bench, table
 
 def main(
     model: Annotated[str, typer.Argument(help="Trained pipeline (folder or package), without deid components")],
-    input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of .txt notes (e.g. the BRAT test folder; .ann files are ignored)")],
+    input_path: Annotated[Path, typer.Argument(exists=True, help="Folder of .txt notes (e.g. the BRAT test folder; .ann files are ignored) or JSONL file of {id, text} records (scripts.gold_texts)")],
     docbin: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Gold DocBin of the same notes, for spaCy's speed figure")],
     output: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here")] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Repeat the text N times")] = 1,
@@ -39,7 +42,7 @@ def main(
         if create_key and key_file is not None and not key_file.exists():
             create_key_file(key_file)
         key = read_key(key_file) if (key_file is not None or os.environ.get(KEY_ENV)) else None
-        result = bench(model, input_dir, docbin, repeat=repeat, limit=limit, batch_size=batch_size,
+        result = bench(model, input_path, docbin, repeat=repeat, limit=limit, batch_size=batch_size,
                        n_processes=processes, mode=mode, seed=seed, profile=profile, key=key,
                        insecure_demo_key=insecure_demo_key)
     except ValueError as err:

@@ -68,3 +68,52 @@ def test_cli_writes_the_json_and_limits_documents(tmp_path):
     key = (tmp_path / "cache/deid.key").read_text().strip()
     assert len(key) == 64 and (tmp_path / "cache/deid.key").stat().st_mode & 0o777 == 0o600
     assert key not in res.output and key not in out.read_text() and data["keyed"]
+
+
+def write_notes_jsonl(path, notes):
+    path.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in notes.items()),
+                    encoding="utf8")
+    return path
+
+
+def test_a_jsonl_input_gives_the_figures_of_the_same_notes_as_a_folder(tmp_path):
+    setup(tmp_path)
+    notes = write_notes_jsonl(tmp_path / "test.jsonl", NOTES)
+    args = dict(repeat=2, n_processes=(1, 2), silent=True, key=bytes(range(32)))
+    folder = bench(str(tmp_path / "model"), tmp_path / "in", tmp_path / "test.spacy", **args)
+    jsonl = bench(str(tmp_path / "model"), notes, tmp_path / "test.spacy", **args)
+    for n in ("1", "2"):
+        for field in ("documents", "tokens", "failed"):
+            assert jsonl["end_to_end"][n][field] == folder["end_to_end"][n][field]
+    assert jsonl["end_to_end"]["1"]["documents"] == 6 and jsonl["end_to_end"]["2"]["same_output_as_1"]
+    assert jsonl["source_documents"] == folder["source_documents"] == 3
+    for part in ("ner_alone", "components"):
+        assert (jsonl[part]["documents"], jsonl[part]["tokens"]) == (folder[part]["documents"], folder[part]["tokens"])
+    assert jsonl["components"]["entities"] == folder["components"]["entities"]
+    limited = bench(str(tmp_path / "model"), notes, tmp_path / "test.spacy", limit=2, n_processes=(1,),
+                    silent=True, key=bytes(range(32)))
+    assert limited["source_documents"] == 2 and limited["ner_alone"]["documents"] == 2
+
+
+def test_a_bad_jsonl_line_is_named_by_file_and_line(tmp_path):
+    setup(tmp_path)
+    notes = write_notes_jsonl(tmp_path / "test.jsonl", NOTES)
+    with notes.open("a", encoding="utf8") as out:
+        out.write('{"id": "d", "text": "Ana García en Madrid"\n')
+    with pytest.raises(ValueError, match=r"test\.jsonl:4: invalid JSON") as err:
+        bench(str(tmp_path / "model"), notes, tmp_path / "test.spacy", n_processes=(1,), silent=True,
+              key=bytes(range(32)))
+    assert "Ana" not in str(err.value)
+
+
+def test_an_empty_input_is_refused_with_a_message(tmp_path):
+    setup(tmp_path)
+    app = __import__("typer").Typer()
+    app.command()(main)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty.jsonl").write_text("\n", encoding="utf8")
+    for empty, message in [("empty", "no .txt files"), ("empty.jsonl", "no JSONL records")]:
+        res = CliRunner().invoke(app, [str(tmp_path / "model"), str(tmp_path / empty), str(tmp_path / "test.spacy"),
+                                       "--n-process", "1", "--insecure-demo-key"])
+        output = " ".join(res.output.split())  # wasabi wraps long messages
+        assert res.exit_code == 1 and message in output and empty in output

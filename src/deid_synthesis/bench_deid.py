@@ -10,8 +10,10 @@ here counts spaCy tokens (len(doc)), as `spacy evaluate` does under the name "wo
 project's "words" (clinical_deid.tokenizer.count_words) are fewer.
 
 - End to end: `deidentify_main`, the function behind `python -m clinical_deid.deidentify`, on a
-  temporary folder of the .txt files (read, tokenize, NER, rules, pseudonymize, write the
-  outputs and the spans JSONL), with 1 and 2 processes. The figure is the command's own
+  temporary copy of the input (read, tokenize, NER, rules, pseudonymize, write the outputs and
+  the spans JSONL), with 1 and 2 processes. The input is a folder of .txt notes (copied as a
+  folder) or a JSONL file of `{id, text}` records, as `scripts.gold_texts` writes any corpus
+  format's test part (copied as JSONL, the ids made unique per repeat). The figure is the command's own
   tokens/s (its timer starts before the first file is read and stops after the last is
   written; model loading is outside it, worker start-up inside it).
 - NER alone: `Language.evaluate` on the examples of the gold DocBin, as `spacy evaluate`
@@ -26,6 +28,8 @@ printed, never text.
 
     python -m scripts.bench_deid training/meddocan/ner_cpu/model-best ../shared/data/meddocan/test \
         corpus/meddocan/test.spacy --repeat 4 --output metrics/meddocan/bench_deid.json
+    python -m scripts.bench_deid training/demo-es/ner_cpu/model-best deidentified/demo-es/bench-deid/input.jsonl \
+        corpus/demo-es/test.spacy --limit 10 --repeat 1
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -45,6 +49,7 @@ from spacy.training import Corpus
 from wasabi import msg
 
 from clinical_deid.deidentify import deidentify_main, ensure_registered, prepare_pipeline, use_key
+from clinical_deid.io import read_jsonl, write_jsonl
 
 TARGET_TOKENS_PER_SECOND = 10_000
 TARGET_PSEUDO_SHARE = 0.10
@@ -68,8 +73,51 @@ def copy_texts(files: Sequence[Path], folder: Path, dest: Path, repeat: int = 1)
     return dest
 
 
+def read_records(path: Path, limit: int = 0) -> List[Dict[str, Any]]:
+    """The records of a JSONL file of notes (a string "text" each; DataError naming the file and
+    line otherwise); the first `limit` only when it is not 0. A record without an id gets its line's."""
+    records = []
+    for where, _, record in read_jsonl(path):
+        doc_id = record.get("id")
+        records.append({**record, "id": str(doc_id) if doc_id is not None else where.rsplit(":", 1)[-1]})
+        if limit and len(records) == limit:
+            break
+    return records
+
+
+def copy_records(records: Sequence[Dict[str, Any]], dest: Path, repeat: int = 1) -> Path:
+    """`repeat` copies of `records` as one JSONL file, ids made unique as rep<i>/<id>; returns dest."""
+    return write_jsonl(({**r, "id": f"rep{i}/{r['id']}"} for i in range(repeat) for r in records), dest)
+
+
+def read_input(path: Path, limit: int = 0) -> Tuple[List[str], List[str], List[Any]]:
+    """(ids, texts, items) of the notes to bench: a folder's .txt files (items: their paths) or a
+    JSONL file's records (items: the records); the first `limit` when it is not 0. ValueError
+    when there are none."""
+    path = Path(path)
+    if path.is_dir():
+        files = list_texts(path, limit)
+        if not files:
+            raise ValueError(f"{path}: no .txt files")
+        # plain utf-8: keeps MEDDOCAN's BOMs
+        return [p.stem for p in files], [p.read_bytes().decode("utf-8") for p in files], files
+    records = read_records(path, limit)
+    if not records:
+        raise ValueError(f"{path}: no JSONL records of notes")
+    return [r["id"] for r in records], [r["text"] for r in records], records
+
+
+def copy_input(path: Path, items: Sequence[Any], dest: Path, repeat: int = 1) -> Path:
+    """`repeat` copies of the items `read_input` gave, as the same kind of input: a folder or a .jsonl file."""
+    if Path(path).is_dir():
+        return copy_texts(items, Path(path), dest, repeat)
+    return copy_records(items, dest.with_suffix(".jsonl"), repeat)
+
+
 def same_outputs(a: Path, b: Path) -> bool:
-    """Whether two output folders hold the same files with the same bytes."""
+    """Whether two output folders (or files) hold the same files with the same bytes."""
+    if a.is_file() or b.is_file():
+        return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     return files_a == files_b and all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
@@ -77,12 +125,13 @@ def same_outputs(a: Path, b: Path) -> bool:
 
 def end_to_end(nlp: Language, input_dir: Path, work: Path, n_processes: Sequence[int], batch_size: int,
                warmup_dir: Path) -> Dict[str, Dict]:
-    """The production command's tokens/s on `input_dir` for each number of processes."""
-    deidentify_main(nlp, warmup_dir, work / "warmup", spans_output=work / "warmup.spans.jsonl",
+    """The production command's tokens/s on `input_dir` (a folder or a .jsonl file) for each number of processes."""
+    suffix = "" if Path(input_dir).is_dir() else ".jsonl"  # a JSONL input's output is a JSONL file
+    deidentify_main(nlp, warmup_dir, work / f"warmup{suffix}", spans_output=work / "warmup.spans.jsonl",
                     batch_size=batch_size, resume=False, silent=True)
     results: Dict[str, Dict] = {}
     for n in n_processes:
-        out = work / f"out-{n}"
+        out = work / f"out-{n}{suffix}"
         start = time.perf_counter()
         summary = deidentify_main(nlp, input_dir, out, spans_output=work / f"spans-{n}.jsonl",
                                   batch_size=batch_size, n_process=n, resume=False, silent=True)
@@ -93,9 +142,9 @@ def end_to_end(nlp: Language, input_dir: Path, work: Path, n_processes: Sequence
             "tokens_per_second": summary["tokens_per_second"],
         }
     if len(n_processes) > 1:
-        first = work / f"out-{n_processes[0]}"
+        first = work / f"out-{n_processes[0]}{suffix}"
         for n in n_processes[1:]:
-            results[str(n)]["same_output_as_" + str(n_processes[0])] = same_outputs(first, work / f"out-{n}")
+            results[str(n)]["same_output_as_" + str(n_processes[0])] = same_outputs(first, work / f"out-{n}{suffix}")
     return results
 
 
@@ -167,23 +216,21 @@ def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int
           profile: bool = False, silent: bool = False, key: Optional[bytes] = None,
           insecure_demo_key: bool = False) -> Dict:
     """Run the three measurements; return the figures, ratios and targets as one dict.
+    `input_dir`: a folder of .txt notes or a JSONL file of {id, text} records.
     `key`: the secret surrogate key (pseudonymizing needs one unless `insecure_demo_key`)."""
     load_before = os.getloadavg()
-    files = list_texts(input_dir, limit)
-    if not files:
-        raise ValueError(f"{input_dir}: no .txt files")
-    ids = {p.stem for p in files}
-    texts = [p.read_bytes().decode("utf-8") for p in files]  # plain utf-8: keeps MEDDOCAN's BOMs
+    doc_ids, texts, items = read_input(input_dir, limit)
+    ids = set(doc_ids)
     ensure_registered()
     nlp = spacy.load(model)
     prepare_pipeline(nlp, mode=mode, seed=seed)
     use_key(nlp, key, insecure_demo_key)  # keyed draws are what production pays for
     with tempfile.TemporaryDirectory(prefix="bench_deid-") as tmp:
         work = Path(tmp)
-        data = copy_texts(files, Path(input_dir), work / "in", repeat)
-        warmup = copy_texts(files[:WARMUP_DOCS], Path(input_dir), work / "warmup-in")
+        data = copy_input(input_dir, items, work / "in", repeat)
+        warmup = copy_input(input_dir, items[:WARMUP_DOCS], work / "warmup-in")
         if not silent:
-            msg.info(f"End to end: {len(files) * repeat:,} documents, processes {list(n_processes)}")
+            msg.info(f"End to end: {len(items) * repeat:,} documents, processes {list(n_processes)}")
         e2e = end_to_end(nlp, data, work, n_processes, batch_size, warmup)
     if not silent:
         msg.info("NER alone (Language.evaluate, as spacy evaluate)")
@@ -201,7 +248,7 @@ def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int
     ratios["pseudonymization_share_of_ner"] = costs["transform_share_of_ner"]
     return {
         "model": str(model), "input": str(input_dir), "docbin": str(docbin), "repeat": repeat, "limit": limit,
-        "source_documents": len(files), "batch_size": batch_size, "mode": mode, "seed": seed,
+        "source_documents": len(items), "batch_size": batch_size, "mode": mode, "seed": seed,
         "keyed": key is not None, "cpu_count": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "end_to_end": e2e, "ner_alone": ner, "components": {k: v for k, v in costs.items() if k != "profile"},
