@@ -20,10 +20,21 @@ from deid_synthesis.bench_configs import inference_speed, update_speed
 app = typer.Typer(no_args_is_help=True)
 
 
+def top_level_parts(text: str) -> List[str]:
+    """Split at the commas outside brackets: "a=[1,2],b=3" -> ["a=[1,2]", "b=3"]."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char in "[{") - (char in "]}")
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [part for part in parts + [text[start:]] if part]
+
+
 def parse_overrides(text: str) -> Dict:
-    """"a.b=1,c.d=x" -> {"a.b": 1, "c.d": "x"} (values read as JSON where they parse)."""
+    """"a.b=1,c.d=x,e=[1,2]" -> {"a.b": 1, "c.d": "x", "e": [1, 2]} (values read as JSON where they parse)."""
     overrides = {}
-    for part in filter(None, text.split(",")):
+    for part in top_level_parts(text):
         key, sep, value = part.partition("=")
         if not sep:
             raise typer.BadParameter(f"{part!r} is not name=value")

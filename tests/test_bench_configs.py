@@ -38,6 +38,7 @@ def test_updates_are_timed(docbin):
 
 def test_overrides_parse_and_bad_ones_are_named():
     assert parse_overrides("a.b=64,c.d=x,e.f=false") == {"a.b": 64, "c.d": "x", "e.f": False}
+    assert parse_overrides('rows=[5000,2500],attrs=["NORM","SHAPE"]') == {"rows": [5000, 2500], "attrs": ["NORM", "SHAPE"]}
     with pytest.raises(typer.BadParameter, match="'width' is not name=value"):
         parse_overrides("a.b=1,width")
 
