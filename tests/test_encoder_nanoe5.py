@@ -245,3 +245,46 @@ def test_ner_trf_config_trains_on_the_converted_checkpoint(tiny, tmp_path):
     nlp = spacy.load(tmp_path / "model" / "model-best")
     assert nlp.pipe_names == ["transformer", "ner"] and "NOMBRE" in nlp.get_pipe("ner").labels
     assert nlp(text)._.trf_data.tensors[0].shape[-1] == 64
+
+
+def test_freeze_transformer_callback_freezes_embeddings_and_lower_layers(tiny, tmp_path):
+    """The ner_trf config's after_init callback: frozen parameters get no gradient and keep their
+    values through training; the others train; a bad layer count is refused."""
+    pytest.importorskip("spacy_transformers")
+    import spacy
+    import srsly
+    from spacy.training import Example
+    from spacy.util import load_model_from_config
+    from thinc.api import Config
+    from deid_synthesis.corpus.convert import convert
+    from deid_synthesis.encoders.freeze import FreezeError, freeze_encoder
+
+    e5.convert(tiny[0], tmp_path / "ckpt")
+    root = Path(__file__).resolve().parent.parent
+    overrides = {"paths.transformer": str(tmp_path / "ckpt"), "paths.train": None, "paths.dev": None,
+                 "components.transformer.model.get_spans.window": 8, "components.transformer.model.get_spans.stride": 6,
+                 "initialize.after_init.frozen_layers": 1, "initialize.after_init.freeze_embeddings": True}
+    nlp = load_model_from_config(Config().from_disk(root / "configs/ner_trf.cfg", overrides=overrides), auto_fill=True)
+    srsly.write_jsonl(tmp_path / "notes.jsonl", [{"text": "ab b a c ab b", "spans": [{"start": 3, "end": 4, "label": "X"}]}])
+    convert(tmp_path / "notes.jsonl", tmp_path / "train.spacy", "jsonl", "es")
+    from clinical_deid.io import read_docbin
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in read_docbin(tmp_path / "train.spacy", nlp.vocab)]
+    nlp.initialize(lambda: examples)
+    encoder = nlp.get_pipe("transformer").model.transformer
+    frozen = dict(encoder.embeddings.named_parameters()) | {f"l0.{k}": v for k, v in encoder.encoder.layer[0].named_parameters()}
+    trained = {f"l1.{k}": v for k, v in encoder.encoder.layer[1].named_parameters()}
+    assert not any(p.requires_grad for p in frozen.values()) and all(p.requires_grad for p in trained.values())
+    before = {k: v.detach().clone() for k, v in (frozen | trained).items()}
+    from thinc.api import Adam
+
+    optimizer = Adam(0.01)  # a constant rate: the config's warm-up starts at 0
+    for _ in range(2):
+        nlp.update(examples, sgd=optimizer)
+    after = dict(encoder.embeddings.named_parameters()) | {f"l0.{k}": v for k, v in encoder.encoder.layer[0].named_parameters()} \
+        | {f"l1.{k}": v for k, v in encoder.encoder.layer[1].named_parameters()}
+    assert all(np.array_equal(before[k].numpy(), after[k].detach().numpy()) for k in frozen)
+    assert any(not np.array_equal(before[k].numpy(), after[k].detach().numpy()) for k in trained)
+    with pytest.raises(FreezeError, match="frozen_layers = 5: the encoder has 2 layers"):
+        freeze_encoder(nlp, 5, False)
+    with pytest.raises(FreezeError, match="no 'transformer' component"):
+        freeze_encoder(spacy.blank("es"), 1, False)
