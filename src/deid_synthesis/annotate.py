@@ -191,7 +191,9 @@ def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int 
     labels = counts["labels"]
     synthetic = {"documents": notes["documents"], "words": counts["words"], "entities": sum(labels.values()),
                  "per_label": dict(labels.most_common())}
-    known = nlp.get_pipe("ner").labels if "ner" in nlp.pipe_names else ()
+    # The labels of what sets doc.ents: the NER, or an ensemble of NERs (deid_ensemble_ner).
+    known = sorted({label for name, pipe in nlp.pipeline if "doc.ents" in nlp.get_pipe_meta(name).assigns
+                    for label in getattr(pipe, "labels", ())})
     return {
         "input": str(jsonl_path), "output": str(output_path),
         "dev_output": str(dev_output) if dev_output is not None else None,

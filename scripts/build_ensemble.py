@@ -1,0 +1,47 @@
+"""Project step of `ensemble`: one annotator pipeline that votes over trained NER pipelines.
+
+    python -m scripts.build_ensemble training/meddocan/ensemble/model-best \\
+        ner_cpu ner_cpu-seed1 ner_cpu-pretrained-r25 --under training/meddocan
+
+A member is a pipeline path, a name under --under (its model-best), or an installed package.
+The work is `deid_synthesis.ensemble`; the result loads with spacy.load and scores with the
+project's evaluate step as any trained annotator (`--vars.config=ensemble`).
+"""
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+from wasabi import msg
+
+from deid_synthesis.ensemble import EnsembleError, build_ensemble
+
+
+def resolve_member(member: str, under: Optional[Path]) -> str:
+    """`member` itself if it is a path, else `under/member/model-best` if that exists, else a package name."""
+    if Path(member).exists() or under is None:
+        return member
+    trained = under / member / "model-best"
+    return str(trained) if trained.exists() else member
+
+
+def main(
+    output: Annotated[Path, typer.Argument(file_okay=False, help="Pipeline folder to write")],
+    members: Annotated[List[str], typer.Argument(help="Member pipelines: paths, names under --under, or packages")],
+    under: Annotated[Optional[Path], typer.Option("--under", help="Folder of trained pipelines (NAME/model-best)")] = None,
+    min_votes: Annotated[int, typer.Option("--min-votes", help="Votes an entity needs (0: a strict majority)")] = 0,
+) -> None:
+    """Assemble a voting annotator from trained NER pipelines and save it as one pipeline."""
+    paths = [resolve_member(member, under) for member in members]
+    try:
+        nlp = build_ensemble(paths, min_votes or None)
+    except EnsembleError as err:
+        msg.fail(str(err), exits=1)
+    component = nlp.get_pipe("deid_ensemble_ner")
+    nlp.to_disk(output)
+    msg.good(f"{len(paths)} members, an entity needs {component.min_votes} votes → {output}")
+    for path in paths:
+        msg.text(f"  {path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

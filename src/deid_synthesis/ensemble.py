@@ -1,0 +1,169 @@
+"""An annotator made of several NER pipelines that vote on each entity.
+
+The synthetic model can only learn the labels its annotator gives, so the annotator is where
+its ceiling is. Two CNNs trained on the same gold notes with different seeds or initialisations
+disagree on a few per cent of entities, and mostly not on the same ones (docs/results.md,
+"Annotators"): an entity that most of them find is far more often right than one that only one
+of them finds. The annotator does not ship and its speed matters little, so it can afford to
+run several pipelines.
+
+`deid_ensemble_ner` runs each member pipeline on the document's text and keeps the entities
+(exact character span and label) that at least `min_votes` members predict; by default a strict
+majority, which never yields overlapping entities (each member's own entities do not overlap).
+With a lower threshold, overlapping candidates are settled by votes, then length, then position.
+
+The members are saved inside the component's folder (`nlp.to_disk`), so the ensemble is one
+pipeline directory that `spacy.load`, `spacy evaluate` and the project's annotate step take as
+any other; `scripts/build_ensemble.py` assembles one from trained pipelines.
+"""
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.util import minibatch
+
+from clinical_deid.scoring import score_deid_ner
+
+Entity = Tuple[int, int, str]
+
+
+class EnsembleError(ValueError):
+    """The ensemble is configured in a way it cannot run (the message says how)."""
+
+
+def majority(n_members: int) -> int:
+    """The smallest number of votes that is more than half of `n_members`."""
+    return n_members // 2 + 1
+
+
+def vote(member_entities: Sequence[Iterable[Entity]], min_votes: int) -> List[Tuple[Entity, int]]:
+    """Entities predicted by at least `min_votes` members, without overlaps, in text order.
+
+    member_entities: per member, its (start_char, end_char, label) entities of one document.
+    RETURNS: (entity, votes) pairs; an entity overlapping one with more votes (then a longer
+    one, then an earlier one) is dropped.
+    """
+    counts = Counter(entity for entities in member_entities for entity in set(entities))
+    candidates = [(entity, n) for entity, n in counts.items() if n >= min_votes]
+    candidates.sort(key=lambda item: (-item[1], -(item[0][1] - item[0][0]), item[0][0], item[0][2]))
+    kept: List[Tuple[Entity, int]] = []
+    for (start, end, label), n in candidates:
+        if all(end <= other_start or other_end <= start for (other_start, other_end, _), _ in kept):
+            kept.append(((start, end, label), n))
+    return sorted(kept, key=lambda item: item[0][:2])
+
+
+class EnsembleNER:
+    """Sets `doc.ents` to the entities a quorum of member pipelines agree on (module docstring)."""
+
+    def __init__(self, nlp: Language, name: str, members: Sequence[str], min_votes: Optional[int]) -> None:
+        self.name = name
+        self.vocab = nlp.vocab
+        self.member_paths = [str(member) for member in members]
+        self.min_votes_setting = min_votes
+        self._members: Optional[List[Language]] = None
+
+    # Members load when first needed: a saved ensemble loads them from its own folder
+    # (from_disk), not from the paths its config was built with.
+    @property
+    def members(self) -> List[Language]:
+        if self._members is None:
+            self._members = [self._load(path) for path in self.member_paths]
+            self._check()
+        return self._members
+
+    @staticmethod
+    def _load(path: Union[str, Path]) -> Language:
+        try:
+            return spacy.load(path)
+        except OSError as err:
+            raise EnsembleError(f"ensemble member {path}: cannot load it ({err.__class__.__name__})") from err
+
+    def _check(self) -> None:
+        n = len(self._members or [])
+        if n == 0:
+            raise EnsembleError("the ensemble has no member pipelines")
+        for path, member in zip(self.member_paths, self._members or []):
+            if "ner" not in member.pipe_names:
+                raise EnsembleError(f"ensemble member {path}: no 'ner' component ({', '.join(member.pipe_names)})")
+        if not 1 <= self.min_votes <= n:
+            raise EnsembleError(f"min_votes = {self.min_votes_setting}: must be between 1 and the {n} members")
+
+    @property
+    def min_votes(self) -> int:
+        n = len(self._members) if self._members is not None else len(self.member_paths)
+        return majority(n) if self.min_votes_setting is None else self.min_votes_setting
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        # spaCy reads labels for nlp.meta while it loads, before from_disk: loading the members
+        # then would go to the config's paths.
+        members = self._members or []
+        return tuple(sorted({label for member in members for label in member.get_pipe("ner").labels}))
+
+    def __call__(self, doc: Doc) -> Doc:
+        return next(self.pipe([doc]))
+
+    def pipe(self, stream: Iterable[Doc], batch_size: int = 32) -> Iterator[Doc]:
+        members = self.members
+        for batch in minibatch(stream, size=batch_size):
+            texts = [doc.text for doc in batch]
+            predicted = [[[(e.start_char, e.end_char, e.label_) for e in d.ents]
+                          for d in member.pipe(texts, batch_size=batch_size)] for member in members]
+            for i, doc in enumerate(batch):
+                entities = vote([per_member[i] for per_member in predicted], self.min_votes)
+                doc.ents = [self._span(doc, entity) for entity, _ in entities]
+                yield doc
+
+    @staticmethod
+    def _span(doc: Doc, entity: Entity) -> Span:
+        start, end, label = entity
+        # The members tokenize as the ensemble does (build_ensemble copies member 0's tokenizer);
+        # "expand" keeps an entity whole if a member was trained with another tokenizer.
+        return doc.char_span(start, end, label=label, alignment_mode="expand")
+
+    def score(self, examples, **kwargs) -> Dict[str, object]:
+        return score_deid_ner(examples, **kwargs)
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for i, member in enumerate(self.members):
+            member.to_disk(path / f"member{i}")
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "EnsembleNER":
+        path = Path(path)
+        folders = sorted((p for p in path.iterdir() if p.name.startswith("member")), key=lambda p: int(p.name[6:]))
+        self.member_paths = [str(folder) for folder in folders]
+        self._members = [self._load(folder) for folder in folders]
+        self._check()
+        return self
+
+    def initialize(self, get_examples: Optional[Callable] = None, *, nlp: Optional[Language] = None) -> None:
+        """Load the members (they are trained already: nothing to learn here)."""
+        self.members  # noqa: B018 (loads and checks)
+
+
+@Language.factory("deid_ensemble_ner", assigns=["doc.ents"], default_config={"members": [], "min_votes": None})
+def make_ensemble_ner(nlp: Language, name: str, members: List[str], min_votes: Optional[int]) -> EnsembleNER:
+    """The `deid_ensemble_ner` factory (see the module docstring).
+
+    members: paths or package names of trained pipelines with an 'ner' component.
+    min_votes: votes an entity needs (null: a strict majority of the members).
+    """
+    return EnsembleNER(nlp, name, members, min_votes)
+
+
+def build_ensemble(members: Sequence[Union[str, Path]], min_votes: Optional[int] = None) -> Language:
+    """A pipeline of member 0's tokenizer and vocabulary and a `deid_ensemble_ner` over `members`."""
+    if not members:
+        raise EnsembleError("the ensemble has no member pipelines")
+    base = EnsembleNER._load(members[0])
+    # Member 0's tokenizer settings, not its vocabulary: the ensemble's own strings stay empty.
+    nlp = spacy.blank(base.lang, config={"nlp": {"tokenizer": base.config["nlp"]["tokenizer"]}})
+    component = nlp.add_pipe("deid_ensemble_ner", config={"members": [str(m) for m in members], "min_votes": min_votes})
+    component.initialize()
+    return nlp
