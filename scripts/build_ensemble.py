@@ -13,7 +13,8 @@ from typing import Annotated, List, Optional
 import typer
 from wasabi import msg
 
-from deid_synthesis.ensemble import EnsembleError, build_ensemble
+from clinical_deid.io import DataError, read_docbin
+from deid_synthesis.ensemble import EnsembleError, best_min_votes, build_ensemble, scores_by_min_votes
 
 
 def resolve_member(member: str, under: Optional[Path]) -> str:
@@ -28,15 +29,26 @@ def main(
     output: Annotated[Path, typer.Argument(file_okay=False, help="Pipeline folder to write")],
     members: Annotated[List[str], typer.Argument(help="Member pipelines: paths, names under --under, or packages")],
     under: Annotated[Optional[Path], typer.Option("--under", help="Folder of trained pipelines (NAME/model-best)")] = None,
-    min_votes: Annotated[int, typer.Option("--min-votes", help="Votes an entity needs (0: a strict majority)")] = 0,
+    min_votes: Annotated[int, typer.Option("--min-votes", help="Votes an entity needs (0: the best on --dev, "
+                                           "else a strict majority)")] = 0,
+    dev: Annotated[Optional[Path], typer.Option("--dev", help="Gold DocBin (the dev split) to choose the number of "
+                                                "votes on, by strict F1 (with --min-votes 0)")] = None,
 ) -> None:
     """Assemble a voting annotator from trained NER pipelines and save it as one pipeline."""
     paths = [resolve_member(member, under) for member in members]
     try:
         nlp = build_ensemble(paths, min_votes or None)
-    except EnsembleError as err:
+        component = nlp.get_pipe("deid_ensemble_ner")
+        if dev is not None and not min_votes:
+            scores = scores_by_min_votes(nlp, read_docbin(dev, nlp.vocab))
+            for k, score in scores.items():
+                msg.text(f"  {k} votes: strict P {score['p']:.4f} R {score['r']:.4f} F {score['f']:.4f} on {dev}")
+            # Built again so that the saved config holds the number chosen.
+            nlp = build_ensemble(paths, best_min_votes(scores))
+            component = nlp.get_pipe("deid_ensemble_ner")
+    except (EnsembleError, DataError) as err:
         msg.fail(str(err), exits=1)
-    component = nlp.get_pipe("deid_ensemble_ner")
+    output.parent.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
     msg.good(f"{len(paths)} members, an entity needs {component.min_votes} votes → {output}")
     for path in paths:

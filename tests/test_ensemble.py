@@ -10,9 +10,17 @@ import pytest
 import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spacy.tokens import DocBin
 from spacy.training import Example
+from typer import Typer
+from typer.testing import CliRunner
 
-from deid_synthesis.ensemble import EnsembleError, build_ensemble, majority, vote
+from deid_synthesis.ensemble import (EnsembleError, best_min_votes, build_ensemble, majority, scores_by_min_votes,
+                                     vote)
+from scripts.build_ensemble import main
+
+app = Typer()
+app.command()(main)
 
 TEXT = "Paciente Ana Pérez, 54 años, ingresa en Hospital La Paz de Madrid."
 
@@ -126,3 +134,32 @@ def test_bad_ensembles_say_what_is_wrong(members, tmp_path):
     no_ner.to_disk(tmp_path / "no_ner")
     with pytest.raises(EnsembleError, match="no 'ner' component"):
         build_ensemble(members + [str(tmp_path / "no_ner")])
+
+
+def test_min_votes_is_chosen_on_gold_docs(members):
+    nlp = build_ensemble(members)
+    gold = nlp.make_doc(TEXT)
+    gold.ents = [gold.char_span(s, e, label=l) for s, e, l in (NAME, AGE, HOSPITAL, CITY)]
+    scores = scores_by_min_votes(nlp, [gold])
+    assert {k: (s["tp"], s["fp"], s["fn"]) for k, s in scores.items()} == {1: (4, 0, 0), 2: (3, 0, 1), 3: (1, 0, 3)}
+    assert best_min_votes(scores) == 1
+    assert best_min_votes({1: {"f": 0.9}, 2: {"f": 0.9}, 3: {"f": 0.5}}) == 2
+
+
+def test_build_ensemble_command(members, tmp_path):
+    gold = spacy.blank("es").make_doc(TEXT)
+    gold.ents = [gold.char_span(s, e, label=l) for s, e, l in (NAME, AGE, HOSPITAL, CITY)]
+    DocBin(docs=[gold]).to_disk(tmp_path / "dev.spacy")
+    runner = CliRunner()
+    out = tmp_path / "training" / "ensemble" / "model-best"
+    for name, path in zip("ab", members):  # trained pipelines as the train step leaves them
+        shutil.copytree(path, tmp_path / "training" / name / "model-best")
+    args = [str(out), "a", "b", members[2], "--under", str(tmp_path / "training"), "--dev", str(tmp_path / "dev.spacy")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "1 votes: strict P 1.0000 R 1.0000" in result.output
+    loaded = spacy.load(out)
+    assert loaded.config["components"]["deid_ensemble_ner"]["min_votes"] == 1
+    assert ents(loaded(TEXT)) == [NAME, AGE, HOSPITAL, CITY]
+    result = runner.invoke(app, [str(out), members[2], str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "missing: cannot load" in " ".join(result.output.split())

@@ -25,7 +25,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from clinical_deid.scoring import score_deid_ner
+from clinical_deid.scoring import prf, score_deid_ner
 
 Entity = Tuple[int, int, str]
 
@@ -80,7 +80,8 @@ class EnsembleNER:
         try:
             return spacy.load(path)
         except OSError as err:
-            raise EnsembleError(f"ensemble member {path}: cannot load it ({err.__class__.__name__})") from err
+            raise EnsembleError(f"ensemble member {path}: cannot load it (not a pipeline folder or an installed "
+                                f"pipeline package)") from err
 
     def _check(self) -> None:
         n = len(self._members or [])
@@ -107,12 +108,14 @@ class EnsembleNER:
     def __call__(self, doc: Doc) -> Doc:
         return next(self.pipe([doc]))
 
+    def predict_members(self, texts: Sequence[str], batch_size: int = 32) -> List[List[List[Entity]]]:
+        """Per member, per text: the member's entities as (start_char, end_char, label)."""
+        return [[[(e.start_char, e.end_char, e.label_) for e in doc.ents]
+                 for doc in member.pipe(texts, batch_size=batch_size)] for member in self.members]
+
     def pipe(self, stream: Iterable[Doc], batch_size: int = 32) -> Iterator[Doc]:
-        members = self.members
         for batch in minibatch(stream, size=batch_size):
-            texts = [doc.text for doc in batch]
-            predicted = [[[(e.start_char, e.end_char, e.label_) for e in d.ents]
-                          for d in member.pipe(texts, batch_size=batch_size)] for member in members]
+            predicted = self.predict_members([doc.text for doc in batch], batch_size)
             for i, doc in enumerate(batch):
                 entities = vote([per_member[i] for per_member in predicted], self.min_votes)
                 doc.ents = [self._span(doc, entity) for entity, _ in entities]
@@ -155,6 +158,30 @@ def make_ensemble_ner(nlp: Language, name: str, members: List[str], min_votes: O
     min_votes: votes an entity needs (null: a strict majority of the members).
     """
     return EnsembleNER(nlp, name, members, min_votes)
+
+
+def scores_by_min_votes(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 32) -> Dict[int, Dict[str, float]]:
+    """Strict entity P/R/F (exact span and label, as ents_f) of each possible `min_votes` on `gold_docs`.
+
+    The members run once; each threshold is a different vote over the same predictions. Choose
+    on the dev split, report on the test split.
+    """
+    component = nlp.get_pipe("deid_ensemble_ner")
+    predicted = component.predict_members([doc.text for doc in gold_docs], batch_size)
+    gold = [{(e.start_char, e.end_char, e.label_) for e in doc.ents} for doc in gold_docs]
+    scores = {}
+    for min_votes in range(1, len(component.members) + 1):
+        tp = fp = fn = 0
+        for i, expected in enumerate(gold):
+            found = {entity for entity, _ in vote([per_member[i] for per_member in predicted], min_votes)}
+            tp, fp, fn = tp + len(found & expected), fp + len(found - expected), fn + len(expected - found)
+        scores[min_votes] = prf(tp, fp, fn)
+    return scores
+
+
+def best_min_votes(scores: Dict[int, Dict[str, float]]) -> int:
+    """The threshold of the highest F1; of equals, the higher (fewer, surer entities)."""
+    return max(scores, key=lambda k: (round(scores[k]["f"], 6), k))
 
 
 def build_ensemble(members: Sequence[Union[str, Path]], min_votes: Optional[int] = None) -> Language:
