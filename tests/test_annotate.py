@@ -255,3 +255,21 @@ def test_cli_fails_on_malformed_file(tmp_path, ruler_nlp):
     assert result.exit_code == 1
     assert "broken.jsonl:2" in result.output
     assert not out.exists()
+
+
+def test_an_ensemble_annotates_with_its_members_labels(synth_path, tmp_path):
+    from deid_synthesis.ensemble import build_ensemble
+
+    name = {"label": "NOMBRE_SUJETO_ASISTENCIA", "pattern": "Ana García"}
+    hospital = {"label": "HOSPITAL", "pattern": [{"LOWER": "hospital"}, {"IS_TITLE": True}]}
+    unseen = {"label": "PAIS", "pattern": "Islandia"}
+    paths = []
+    for i, patterns in enumerate([[name, hospital], [name, hospital, unseen], [name]]):
+        member = make_nlp("es")
+        member.add_pipe("entity_ruler", name="ner").add_patterns(patterns)
+        member.to_disk(tmp_path / f"m{i}")
+        paths.append(str(tmp_path / f"m{i}"))
+    report = annotate(build_ensemble(paths), synth_path, tmp_path / "out.spacy", max_words=30)
+    assert report["synthetic"]["per_label"] == {"NOMBRE_SUJETO_ASISTENCIA": 4, "HOSPITAL": 2}
+    assert report["per_label"]["PAIS"]["synthetic"] == 0  # known to a member, never predicted
+    assert report["annotator"]["pipeline"] == ["deid_ensemble_ner"]
