@@ -15,6 +15,7 @@ from wasabi import msg
 
 from clinical_deid.io import DataError, read_docbin
 from deid_synthesis.ensemble import EnsembleError, best_min_votes, build_ensemble, scores_by_min_votes
+from deid_synthesis.prune_strings import prune_strings
 
 
 def resolve_member(member: str, under: Optional[Path]) -> str:
@@ -50,6 +51,7 @@ def main(
         msg.fail(str(err), exits=1)
     output.parent.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
+    prune_strings(output)  # the members prune their own (EnsembleNER.to_disk)
     msg.good(f"{len(paths)} members, an entity needs {component.min_votes} votes → {output}")
     for path in paths:
         msg.text(f"  {path}")

@@ -106,6 +106,8 @@ def test_ensemble_pipeline_votes_saves_and_loads_alone(members, tmp_path):
     assert ents(build_ensemble(members, min_votes=3)(TEXT)) == [NAME]
     assert ents(build_ensemble(members, min_votes=1)(TEXT)) == [NAME, AGE, HOSPITAL, CITY]
     nlp.to_disk(tmp_path / "ensemble")
+    members_strings = "".join(p.read_text(encoding="utf8") for p in (tmp_path / "ensemble").rglob("member*/**/strings.json"))
+    assert members_strings and "ingresa" not in members_strings  # text they processed: pruned
     for path in members:
         shutil.rmtree(path)  # the saved ensemble holds its members
     loaded = spacy.load(tmp_path / "ensemble")
@@ -158,6 +160,8 @@ def test_build_ensemble_command(members, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "1 votes: strict P 1.0000 R 1.0000" in result.output
+    saved = "".join(p.read_text(encoding="utf8") for p in out.rglob("strings.json"))
+    assert "ingresa" not in saved and "Paciente" not in saved  # the dev note's words are not kept
     loaded = spacy.load(out)
     assert loaded.config["components"]["deid_ensemble_ner"]["min_votes"] == 1
     assert ents(loaded(TEXT)) == [NAME, AGE, HOSPITAL, CITY]

@@ -23,9 +23,10 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.util import minibatch
+from spacy.util import filter_spans, minibatch
 
 from clinical_deid.scoring import prf, score_deid_ner
+from deid_synthesis.prune_strings import prune_strings
 
 Entity = Tuple[int, int, str]
 
@@ -118,24 +119,29 @@ class EnsembleNER:
             predicted = self.predict_members([doc.text for doc in batch], batch_size)
             for i, doc in enumerate(batch):
                 entities = vote([per_member[i] for per_member in predicted], self.min_votes)
-                doc.ents = [self._span(doc, entity) for entity, _ in entities]
+                spans = [self._span(doc, entity) for entity, _ in entities]
+                doc.ents = filter_spans([span for span in spans if span is not None])
                 yield doc
 
     @staticmethod
-    def _span(doc: Doc, entity: Entity) -> Span:
+    def _span(doc: Doc, entity: Entity) -> Optional[Span]:
         start, end, label = entity
         # The members tokenize as the ensemble does (build_ensemble copies member 0's tokenizer);
-        # "expand" keeps an entity whole if a member was trained with another tokenizer.
+        # "expand" keeps an entity whole if a member was trained with another tokenizer (and
+        # filter_spans settles two entities expanded onto the same token).
         return doc.char_span(start, end, label=label, alignment_mode="expand")
 
     def score(self, examples, **kwargs) -> Dict[str, object]:
         return score_deid_ner(examples, **kwargs)
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Each member in member<i>/, its string store pruned: the members keep the strings of every
+        text they have processed, notes included (deid_synthesis.prune_strings)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for i, member in enumerate(self.members):
             member.to_disk(path / f"member{i}")
+            prune_strings(path / f"member{i}")
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "EnsembleNER":
         path = Path(path)
