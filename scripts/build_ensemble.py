@@ -42,10 +42,13 @@ def main(
         component = nlp.get_pipe("deid_ensemble_ner")
         if dev is not None and not min_votes:
             scores = scores_by_min_votes(nlp, read_docbin(dev, nlp.vocab))
-            for k, score in scores.items():
-                msg.text(f"  {k} votes: strict P {score['p']:.4f} R {score['r']:.4f} F {score['f']:.4f} on {dev}")
+            rows = [(path, score) for path, score in zip(paths, scores["members"])]
+            rows += [(f"{k} votes", score) for k, score in scores["votes"].items()]
+            msg.info(f"Strict entity scores on {dev}")
+            for name, score in rows:
+                msg.text(f"  {name}: P {score['p']:.4f} R {score['r']:.4f} F {score['f']:.4f}")
             # Built again so that the saved config holds the number chosen.
-            nlp = build_ensemble(paths, best_min_votes(scores))
+            nlp = build_ensemble(paths, best_min_votes(scores["votes"]))
             component = nlp.get_pipe("deid_ensemble_ner")
     except (EnsembleError, DataError) as err:
         msg.fail(str(err), exits=1)

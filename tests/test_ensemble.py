@@ -143,8 +143,10 @@ def test_min_votes_is_chosen_on_gold_docs(members):
     gold = nlp.make_doc(TEXT)
     gold.ents = [gold.char_span(s, e, label=l) for s, e, l in (NAME, AGE, HOSPITAL, CITY)]
     scores = scores_by_min_votes(nlp, [gold])
-    assert {k: (s["tp"], s["fp"], s["fn"]) for k, s in scores.items()} == {1: (4, 0, 0), 2: (3, 0, 1), 3: (1, 0, 3)}
-    assert best_min_votes(scores) == 1
+    assert [(s["tp"], s["fp"], s["fn"]) for s in scores["members"]] == [(3, 0, 1), (2, 1, 2), (3, 1, 1)]
+    votes = scores["votes"]
+    assert {k: (s["tp"], s["fp"], s["fn"]) for k, s in votes.items()} == {1: (4, 0, 0), 2: (3, 0, 1), 3: (1, 0, 3)}
+    assert best_min_votes(votes) == 1
     assert best_min_votes({1: {"f": 0.9}, 2: {"f": 0.9}, 3: {"f": 0.5}}) == 2
 
 
@@ -159,7 +161,7 @@ def test_build_ensemble_command(members, tmp_path):
     args = [str(out), "a", "b", members[2], "--under", str(tmp_path / "training"), "--dev", str(tmp_path / "dev.spacy")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "1 votes: strict P 1.0000 R 1.0000" in result.output
+    assert "1 votes: P 1.0000 R 1.0000 F 1.0000" in result.output
     saved = "".join(p.read_text(encoding="utf8") for p in out.rglob("strings.json"))
     assert "ingresa" not in saved and "Paciente" not in saved  # the dev note's words are not kept
     loaded = spacy.load(out)

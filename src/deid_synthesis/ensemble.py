@@ -166,23 +166,29 @@ def make_ensemble_ner(nlp: Language, name: str, members: List[str], min_votes: O
     return EnsembleNER(nlp, name, members, min_votes)
 
 
-def scores_by_min_votes(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 32) -> Dict[int, Dict[str, float]]:
-    """Strict entity P/R/F (exact span and label, as ents_f) of each possible `min_votes` on `gold_docs`.
+def strict_counts(gold: Sequence[set], found: Sequence[set]) -> Dict[str, float]:
+    """Strict entity P/R/F over documents: exact (start_char, end_char, label) matches, as ents_f."""
+    tp = sum(len(f & g) for g, f in zip(gold, found))
+    return prf(tp, sum(len(f) for f in found) - tp, sum(len(g) for g in gold) - tp)
+
+
+def scores_by_min_votes(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 32) -> Dict[str, object]:
+    """Strict entity P/R/F of each member and of each possible `min_votes` on `gold_docs`.
 
     The members run once; each threshold is a different vote over the same predictions. Choose
     on the dev split, report on the test split.
+    RETURNS: {"members": [prf per member], "votes": {min_votes: prf}}.
     """
     component = nlp.get_pipe("deid_ensemble_ner")
     predicted = component.predict_members([doc.text for doc in gold_docs], batch_size)
     gold = [{(e.start_char, e.end_char, e.label_) for e in doc.ents} for doc in gold_docs]
-    scores = {}
-    for min_votes in range(1, len(component.members) + 1):
-        tp = fp = fn = 0
-        for i, expected in enumerate(gold):
-            found = {entity for entity, _ in vote([per_member[i] for per_member in predicted], min_votes)}
-            tp, fp, fn = tp + len(found & expected), fp + len(found - expected), fn + len(expected - found)
-        scores[min_votes] = prf(tp, fp, fn)
-    return scores
+    members = [strict_counts(gold, [set(entities) for entities in per_member]) for per_member in predicted]
+    votes = {}
+    for min_votes in range(1, len(predicted) + 1):
+        found = [{entity for entity, _ in vote([per_member[i] for per_member in predicted], min_votes)}
+                 for i in range(len(gold))]
+        votes[min_votes] = strict_counts(gold, found)
+    return {"members": members, "votes": votes}
 
 
 def best_min_votes(scores: Dict[int, Dict[str, float]]) -> int:
