@@ -5,7 +5,7 @@
 
 A member is a pipeline path, a name under --under (its model-best), or an installed package.
 The work is `deid_synthesis.ensemble`; the result loads with spacy.load and scores with the
-project's evaluate step as any trained annotator (`--vars.config=ensemble`).
+project's evaluate step as any trained annotator, and annotates with `--vars.annotator=ensemble`.
 """
 from pathlib import Path
 from typing import Annotated, List, Optional

@@ -197,7 +197,7 @@ def best_min_votes(scores: Dict[int, Dict[str, float]]) -> int:
 
 
 def build_ensemble(members: Sequence[Union[str, Path]], min_votes: Optional[int] = None) -> Language:
-    """A pipeline of member 0's tokenizer and vocabulary and a `deid_ensemble_ner` over `members`."""
+    """A pipeline with member 0's tokenizer settings and a `deid_ensemble_ner` over `members`."""
     if not members:
         raise EnsembleError("the ensemble has no member pipelines")
     base = EnsembleNER._load(members[0])
