@@ -47,8 +47,8 @@ def main(
             msg.info(f"Strict entity scores on {dev}")
             for name, score in rows:
                 msg.text(f"  {name}: P {score['p']:.4f} R {score['r']:.4f} F {score['f']:.4f}")
-            # Built again so that the saved config holds the number chosen.
-            nlp = build_ensemble(paths, best_min_votes(scores["votes"]))
+            # Built again (same members) so that the saved config holds the number chosen.
+            nlp = build_ensemble(paths, best_min_votes(scores["votes"]), loaded=component.members)
             component = nlp.get_pipe("deid_ensemble_ner")
     except (EnsembleError, DataError) as err:
         msg.fail(str(err), exits=1)

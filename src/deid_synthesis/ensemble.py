@@ -72,9 +72,13 @@ class EnsembleNER:
     @property
     def members(self) -> List[Language]:
         if self._members is None:
-            self._members = [self._load(path) for path in self.member_paths]
-            self._check()
+            self.use_members([self._load(path) for path in self.member_paths])
         return self._members
+
+    def use_members(self, members: Sequence[Language]) -> None:
+        """Vote over these loaded pipelines (checked: each has an 'ner', min_votes fits)."""
+        self._members = list(members)
+        self._check()
 
     @staticmethod
     def _load(path: Union[str, Path]) -> Language:
@@ -147,8 +151,7 @@ class EnsembleNER:
         path = Path(path)
         folders = sorted((p for p in path.iterdir() if p.name.startswith("member")), key=lambda p: int(p.name[6:]))
         self.member_paths = [str(folder) for folder in folders]
-        self._members = [self._load(folder) for folder in folders]
-        self._check()
+        self.use_members([self._load(folder) for folder in folders])
         return self
 
     def initialize(self, get_examples: Optional[Callable] = None, *, nlp: Optional[Language] = None) -> None:
@@ -196,13 +199,17 @@ def best_min_votes(scores: Dict[int, Dict[str, float]]) -> int:
     return max(scores, key=lambda k: (round(scores[k]["f"], 6), k))
 
 
-def build_ensemble(members: Sequence[Union[str, Path]], min_votes: Optional[int] = None) -> Language:
-    """A pipeline with member 0's tokenizer settings and a `deid_ensemble_ner` over `members`."""
+def build_ensemble(members: Sequence[Union[str, Path]], min_votes: Optional[int] = None,
+                   loaded: Optional[Sequence[Language]] = None) -> Language:
+    """A pipeline with member 0's tokenizer settings and a `deid_ensemble_ner` over `members`.
+
+    loaded: the members already loaded (in the order of `members`), not loaded again.
+    """
     if not members:
         raise EnsembleError("the ensemble has no member pipelines")
-    base = EnsembleNER._load(members[0])
+    loaded = list(loaded) if loaded is not None else [EnsembleNER._load(member) for member in members]
     # Member 0's tokenizer settings, not its vocabulary: the ensemble's own strings stay empty.
-    nlp = spacy.blank(base.lang, config={"nlp": {"tokenizer": base.config["nlp"]["tokenizer"]}})
+    nlp = spacy.blank(loaded[0].lang, config={"nlp": {"tokenizer": loaded[0].config["nlp"]["tokenizer"]}})
     component = nlp.add_pipe("deid_ensemble_ner", config={"members": [str(m) for m in members], "min_votes": min_votes})
-    component.initialize()
+    component.use_members(loaded)
     return nlp
