@@ -140,7 +140,8 @@ def test_bad_settings_are_refused_with_the_setting_named(checkpoint):
 
 
 def test_ner_cpu_e5_config_trains_loads_and_needs_its_features(checkpoint, tmp_path):
-    """configs/ner_cpu_e5.cfg trains offline on the tiny encoder (its 2 layers: n_features 2 x 64)."""
+    """configs/ner_cpu_e5.cfg trains offline on the tiny encoder (2 of its layers: 2 x 64 features,
+    the projection's input width taken from the first batch and restored with the weights)."""
     import srsly
     from deid_synthesis.corpus.convert import convert
     from deid_synthesis.train import timed_train
@@ -152,8 +153,7 @@ def test_ner_cpu_e5_config_trains_loads_and_needs_its_features(checkpoint, tmp_p
     timed_train(ROOT / "configs/ner_cpu_e5.cfg", tmp_path / "model", {
         "paths.train": str(tmp_path / "train.spacy"), "paths.dev": str(tmp_path / "train.spacy"),
         "paths.transformer": str(checkpoint), "training.max_steps": 3, "training.eval_frequency": 1,
-        "components.encoder.window": 8, "components.encoder.stride": 6, "components.encoder.layers": [-2, -1],
-        "components.ner.model.tok2vec.n_features": 128})
+        "components.encoder.window": 8, "components.encoder.stride": 6, "components.encoder.layers": [-2, -1]})
     nlp = spacy.load(tmp_path / "model" / "model-best")
     assert nlp.pipe_names == ["encoder", "tok2vec", "ner"] and "NOMBRE" in nlp.get_pipe("ner").labels
     assert nlp(text)._.get(EXTENSION).shape == (6, 128)
@@ -164,3 +164,9 @@ def test_ner_cpu_e5_config_trains_loads_and_needs_its_features(checkpoint, tmp_p
     wrong = spacy.load(tmp_path / "model" / "model-best", config={"components": {"encoder": {"layers": [-1]}}})
     with pytest.raises(EncoderFeaturesError, match=r"expected \(2, 128\): n_features must equal"):
         wrong("ab c")
+    fixed = timed_train(ROOT / "configs/ner_cpu_e5.cfg", tmp_path / "fixed", {
+        "paths.train": str(tmp_path / "train.spacy"), "paths.dev": str(tmp_path / "train.spacy"),
+        "paths.transformer": str(checkpoint), "training.max_steps": 1, "training.eval_frequency": 1,
+        "components.encoder.window": 8, "components.encoder.stride": 6, "components.encoder.layers": [-1],
+        "components.ner.model.tok2vec.n_features": 64})
+    assert fixed > 0 and spacy.load(tmp_path / "fixed" / "model-last")(text)._.get(EXTENSION).shape == (6, 64)

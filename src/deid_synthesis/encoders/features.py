@@ -113,7 +113,8 @@ class EncoderFeatures:
             self._encoder = AutoModel.from_pretrained(source, torch_dtype=torch.float32).eval()
         except (OSError, ValueError) as error:  # ValueError: not a hub name (huggingface_hub)
             raise EncoderFeaturesError(f"{self.name}: cannot load the encoder {source!r} "
-                                       f"(a Hugging Face name, or a local folder offline): {error}") from None
+                                       f"(a Hugging Face name, or a local folder offline; `spacy project run "
+                                       f"prepare-encoder` writes cache/encoders/multilingual-e5-small): {error}") from None
         n_layers = self._encoder.config.num_hidden_layers
         bad = [layer for layer in self.cfg["layers"] if not -n_layers - 1 <= layer <= n_layers]
         if bad:
