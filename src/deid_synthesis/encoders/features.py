@@ -20,7 +20,7 @@ a trained annotator is one pipeline directory, as with spacy-transformers.
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, List, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -137,32 +137,23 @@ class EncoderFeatures:
 
     def pipe(self, docs: Iterable[Doc], batch_size: int = 8) -> Iterator[Doc]:
         for batch in minibatch(docs, size=batch_size):
-            found = [self._cached(doc) for doc in batch]
+            keys = [self._key(doc) for doc in batch] if self.cache_size > 0 else [None] * len(batch)
+            found = [self._cache.get(key) if key else None for key in keys]
             missing = [i for i, features in enumerate(found) if features is None]
             for i, features in zip(missing, self.features([batch[i] for i in missing]) if missing else []):
                 found[i] = features
-                self._remember(batch[i], features)
-            for doc, features in zip(batch, found):
+            for doc, key, features in zip(batch, keys, found):
+                if key:  # newest last: the oldest note leaves first when the cache is full
+                    self._cache[key] = features
+                    self._cache.move_to_end(key)
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
                 doc._.set(EXTENSION, features)
                 yield doc
 
     def _key(self, doc: Doc) -> str:
         tokens = "\x00".join(f"{token.idx}:{len(token.text)}" for token in doc)
         return hashlib.sha256(f"{doc.text}\x01{tokens}".encode("utf8", "surrogatepass")).hexdigest()
-
-    def _cached(self, doc: Doc) -> Optional[numpy.ndarray]:
-        if self.cache_size <= 0:
-            return None
-        key = self._key(doc)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-        return self._cache.get(key)
-
-    def _remember(self, doc: Doc, features: numpy.ndarray) -> None:
-        if self.cache_size > 0:
-            self._cache[self._key(doc)] = features
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
 
     def features(self, docs: Sequence[Doc]) -> List[numpy.ndarray]:
         """The features of each doc (float16 [len(doc), width]), computed now."""
@@ -212,8 +203,9 @@ class EncoderFeatures:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.encoder.to(torch.float16).save_pretrained(path / ENCODER_DIR)
-        self.encoder.to(torch.float32)
+        # float16 on disk, from a copy of the weights: the encoder in memory keeps float32
+        half = {name: tensor.to(torch.float16) for name, tensor in self.encoder.state_dict().items()}
+        self.encoder.save_pretrained(path / ENCODER_DIR, state_dict=half)
         self._tokenizer.save_pretrained(path / ENCODER_DIR)
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "EncoderFeatures":
