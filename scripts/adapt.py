@@ -3,13 +3,25 @@
 The logic is `deid_synthesis.generation.adapt` (needs the `generation` extra: torch, peft).
 """
 from pathlib import Path
+from typing import List
 
 import typer
 from wasabi import msg
 
-from deid_synthesis.generation.adapt import (DEFAULT_LEARNING_RATE, DEFAULT_TARGETS, AdaptError, adapt,
+from deid_synthesis.generation.adapt import (DEFAULT_LEARNING_RATE, DEFAULT_TARGETS, adapt,
                                             resolve_precision)
 from deid_synthesis.generation.manifest import DEFAULT_BASE, DEFAULT_CACHE
+
+
+def parse_repeats(value: str) -> List[int]:
+    """"1,4,16" -> [1, 4, 16]; a clear error for anything else."""
+    try:
+        repeats = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        repeats = []
+    if not repeats or min(repeats) < 1:
+        raise typer.BadParameter(f"--canary-repeats must be positive integers separated by commas, not {value!r}")
+    return repeats
 
 
 def main(
@@ -34,13 +46,17 @@ def main(
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast on the CPU: faster where AMX / AVX512-BF16), or auto (bf16 where the CPU has it)"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where packaged models are prepared"),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)"),
+    canaries: int = typer.Option(0, "--canaries", help="Made-up canary records to plant per repetition count (0: none; see privacy canaries)"),
+    canary_repeats: str = typer.Option("1,4,16", "--canary-repeats", help="Comma-separated copies of each canary group"),
+    lang: str = typer.Option("es", "--lang", help="Language of the canaries' template"),
 ):
     """Train a LoRA adapter on a fraction of the gold training notes."""
     try:
         adapt(train_path, output_dir, base_model, fraction, seed, rank, alpha, dropout, target_modules, learning_rate,
               epochs, max_steps, seq_len, batch_size, grad_accum, warmup, quantization, vocabulary,
-              resolve_precision(precision), cache_dir, threads)
-    except (AdaptError, OSError) as err:
+              resolve_precision(precision), cache_dir, threads, canaries=canaries,
+              canary_repeats=parse_repeats(canary_repeats), lang=lang)
+    except (ValueError, OSError) as err:  # AdaptError, CanaryError, DataError: the option or file is named
         msg.fail(str(err), exits=1)
 
 

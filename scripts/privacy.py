@@ -8,6 +8,11 @@ of a synthetic run (see deid_synthesis.privacy). Prints and writes counts, never
 Only the prompt check, on any run (exits 1 when a prompt holds PHI of its dev note):
 
     python -m scripts.privacy prompts synthetic/x/run/samples.jsonl corpus/x/dev.spacy
+
+Membership inference on the adapter (deid_synthesis.privacy.membership; loads the generator):
+
+    python -m scripts.privacy membership training/x/adapter-run corpus/x/train.spacy corpus/x/dev.spacy \\
+        --output metrics/x/membership-run.json --plot metrics/x/membership-run.png --max-notes 100
 """
 import sys
 from pathlib import Path
@@ -98,6 +103,10 @@ def print_report(report: Dict, show_strings: bool = False) -> None:
     if report.get("prompt_phi"):
         print_prompt_phi(report["prompt_phi"])
     print_filter(report["filter"])
+    linkage = report["linkage"]
+    line = (f"Record linkage: {linkage['linked_notes']:,} of {linkage['notes']:,} synthetic notes hold two or more "
+            f"identifying PHI strings of one real note ({linkage['share']:.2%}; label pairs: {linkage['label_pairs']})")
+    (msg.good if not linkage["linked_notes"] else msg.warn)(line)
 
 
 def prompts_main(
@@ -117,6 +126,75 @@ def prompts_main(
         srsly.write_json(output, figures)
     if figures["prompts_with_own_phi"] or figures["sample_openings_with_own_phi"]:
         raise typer.Exit(1)
+
+
+def membership_main(
+    adapter_dir: Path = typer.Argument(..., help="The adapter folder (manifest.json, token_ids.json, the LoRA weights)"),
+    train_path: Path = typer.Argument(..., help="Gold training DocBin it was adapted on (the members: its adaptation notes)"),
+    dev_path: Path = typer.Argument(..., help="Gold dev DocBin (the non-members: notes it never saw)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Write the figures as JSON here"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the ROC curve here (PNG)"),
+    max_notes: int = typer.Option(100, "--max-notes", help="Notes per side, a seeded sample (0: all)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample"),
+    batch_size: int = typer.Option(8, "--batch-size", help="Blocks per forward pass"),
+    precision: str = typer.Option("auto", "--precision", help="fp32, bf16 or auto (bf16 where the CPU has it)"),
+):
+    """Membership inference on the adapter (reference-model attack): ROC AUC and TPR at 1 % FPR."""
+    from deid_synthesis.privacy.membership import membership_inference, plot_roc
+
+    try:
+        figures = membership_inference(adapter_dir, train_path, dev_path, max_notes, seed, batch_size, precision,
+                                       progress=True)
+    except (ValueError, OSError) as err:  # DataError, CorpusError, ModelLoadError: the file is named
+        msg.fail(str(err), exits=1)
+    print_membership(figures)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(output, figures)
+    if plot is not None:
+        plot_roc(figures, plot)
+    msg.good(f"Saved membership figures → {output}" + (f", ROC → {plot}" if plot else ""))
+
+
+def canaries_main(
+    adapter_dir: Path = typer.Argument(..., help="An adapter trained with --canaries (its canaries.json)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Write the figures as JSON here"),
+    samples: Optional[Path] = typer.Option(None, "--samples", help="Notes generated with the adapter (JSONL): count the canaries' names and numbers in them"),
+    n_candidates: int = typer.Option(200, "--candidates", help="Random record numbers each canary is ranked among"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the candidates"),
+    precision: str = typer.Option("auto", "--precision", help="fp32, bf16 or auto (bf16 where the CPU has it)"),
+):
+    """Canary exposure (bits), extraction and reproduction, by repetition count."""
+    from clinical_deid.io import read_jsonl
+    from deid_synthesis.privacy.canaries import canary_exposure
+
+    try:
+        texts = [record["text"] for _, _, record in read_jsonl(samples)] if samples else None
+        report = canary_exposure(adapter_dir, n_candidates, seed, texts, precision, progress=True)
+    except (ValueError, OSError) as err:  # CanaryError, DataError, ModelLoadError: the file is named
+        msg.fail(str(err), exits=1)
+    reproduced = report.get("reproduction", {}).get("by_repeats", {})
+    msg.info(f"Canaries of {adapter_dir}: {report['canaries']} records, each ranked among {n_candidates} "
+             f"random {report['secret']}s; {report['seconds'] / 60:.1f} min")
+    msg.table([[row["repeats"], row["canaries"], f"{row['mean_exposure']:.2f}", f"{row['max_exposure']:.2f}",
+                row["ranked_first"], f"{row['mean_exposure_fit']:.1f}", row["extracted"],
+                reproduced.get(row["repeats"], {}).get("name_reproduced", "-"),
+                reproduced.get(row["repeats"], {}).get("secret_reproduced", "-")] for row in report["table"]],
+              header=["copies", "canaries", "exposure", "max", "ranked 1st", "fit", "extracted", "name in notes",
+                      "number in notes"], divider=True, aligns=["r"] * 9)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(output, report)
+    msg.good(f"Saved canary figures → {output}")
+
+
+def print_membership(figures: Dict) -> None:
+    """The attack's figures in two lines."""
+    msg.info(f"Membership inference ({figures['attack']}): {figures['members']} adaptation notes vs "
+             f"{figures['non_members']} dev notes, {figures['seconds'] / 60:.1f} min")
+    losses = figures["mean_loss"]
+    msg.text(f"ROC AUC {figures['auc']:.3f}, TPR at {figures['low_fpr']:.0%} FPR {figures['tpr_at_low_fpr']:.3f} "
+             f"(loss alone: AUC {figures['loss_only']['auc']:.3f}); mean loss members {losses['members']['adapted']:.3f} "
+             f"(base {losses['members']['base']:.3f}), non-members {losses['non_members']['adapted']:.3f} "
+             f"(base {losses['non_members']['base']:.3f})")
 
 
 def main(
@@ -155,5 +233,11 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["prompts"]:  # python -m scripts.privacy prompts SAMPLES DEV
         sys.argv.pop(1)
         typer.run(prompts_main)
+    elif sys.argv[1:2] == ["canaries"]:  # python -m scripts.privacy canaries ADAPTER -o X --samples S
+        sys.argv.pop(1)
+        typer.run(canaries_main)
+    elif sys.argv[1:2] == ["membership"]:  # python -m scripts.privacy membership ADAPTER TRAIN DEV -o X
+        sys.argv.pop(1)
+        typer.run(membership_main)
     else:
         typer.run(main)

@@ -46,6 +46,14 @@ def main(
     if done["misaligned"]:
         msg.warn(f"{done['misaligned']:,} surrogates off token boundaries were left unlabelled")
     msg.table(list(done["per_label"].items()), header=("label", "replaced"), divider=True, max_col=48)
+    second, left = done["second_pass"], done["left"]
+    msg.info(f"Second pass: {second['replaced']:,} occurrences of real identifying PHI strings outside the "
+             f"annotator's spans replaced ({second['redacted']:,} with a placeholder), "
+             f"{done['gold_strings_avoided']:,} strings searched")
+    line = (f"Left in the notes: {left['occurrences']['verbatim']:,} verbatim (in {left['notes']['verbatim']:,} notes); "
+            f"near-verbatim {left['occurrences']['near']:,} (case, accents, spacing), "
+            f"{left['occurrences']['partial']:,} partial names or institutions")
+    (msg.good if not left["occurrences"]["verbatim"] else msg.warn)(line)
     if samples_output is not None:
         msg.good(f"Wrote the notes → {samples_output}")
 

@@ -218,3 +218,20 @@ def test_adaptation_subset_from_the_manifest(files, tmp_path):
         privacy_report(synth, gold_path, adapter_manifest=manifest)
     srsly.write_json(manifest, {"fraction": 0, "hyperparameters": {"seed": 3}, "documents_hash": documents_hash([])})
     assert privacy_report(synth, gold_path, adapter_manifest=manifest)["real_documents"] == 4
+
+
+def test_record_linkage_by_hand(gold):
+    """A synthetic note is linked when it holds two identifying strings of one real note: the
+    name and the record number of g0 together; the name alone, or strings of two notes, are not."""
+    from deid_synthesis.privacy.linkage import record_linkage
+    from deid_synthesis.privacy.phi import PhiIndex
+
+    index = PhiIndex(gold)
+    synth = ["Ana García López, NHC 1234567.",             # both of g0: linked
+             "Ana García López vive en Madrid.",           # the name; Madrid is common: not linked
+             "Ana García López y el Dr. Pérez.",           # g0's name and g1's doctor: two notes, not linked
+             "nada"]
+    linkage = record_linkage(index, synth)
+    assert linkage == {"notes": 4, "linked_notes": 1, "share": 0.25, "max_strings_of_one_real_note": 2,
+                       "label_pairs": {"ID + NOMBRE": 1}}
+    assert record_linkage(index, []) ["share"] == 0.0

@@ -137,3 +137,54 @@ def test_surrogates_are_keyed_and_random_without_a_key(corpus, tmp_path, monkeyp
     (tmp_path / "short.key").write_text("0123abcd")
     res = CliRunner().invoke(app, ["x", str(folder), str(tmp_path / "e"), "--key-file", str(tmp_path / "short.key")])
     assert res.exit_code == 1 and "short.key" in res.output and "0123abcd" not in res.output
+
+
+def _gold(nlp, path, rows):
+    """A gold DocBin: one document per (text, [(label, string)])."""
+    gold = DocBin()
+    for text, ents in rows:
+        doc = nlp.make_doc(text)
+        doc.ents = [doc.char_span(text.index(s), text.index(s) + len(s), label=label) for label, s in ents]
+        gold.add(doc)
+    gold.to_disk(path)
+
+
+def test_the_second_pass_replaces_real_phi_the_annotator_missed(corpus, tmp_path):
+    """Real identifying strings outside the annotator's spans are replaced with a surrogate of
+    their gold kind and labelled (with the other forms of the name in that chunk); what is left
+    elsewhere is counted by form (verbatim 0; other case; a partial name), never shown."""
+    nlp, folder = corpus
+    missed = ("n3", 0, "Control: Rosa Beltrán Ferrer acude con su hija; ROSA BELTRÁN FERRER firma. Beltrán.",
+              [("FAMILIARES_SUJETO_ASISTENCIA", "hija")])
+    elsewhere = ("n4", 0, "Llamó rosa beltran ferrer. Ferrer vuelve el lunes.", [])
+    docbin = DocBin(store_user_data=True).from_disk(folder / "dev.spacy")
+    docbin.add(make_doc(nlp, *missed))
+    docbin.add(make_doc(nlp, *elsewhere))
+    docbin.to_disk(folder / "dev.spacy")
+    _gold(nlp, tmp_path / "gold.spacy", [
+        ("Paciente Rosa Beltrán Ferrer con su hija.", [("NOMBRE_SUJETO_ASISTENCIA", "Rosa Beltrán Ferrer"),
+                                                       ("FAMILIARES_SUJETO_ASISTENCIA", "hija")]),
+        ("Vive con su hija en Getafe.", [("FAMILIARES_SUJETO_ASISTENCIA", "hija"), ("TERRITORIO", "Getafe")]),
+    ])
+    report = pseudonymize_corpus(nlp, folder, tmp_path / "out", key=KEY, gold_paths=[tmp_path / "gold.spacy"],
+                                 samples_output=tmp_path / "notes.jsonl")
+    docs = {d.user_data["source_id"]: d for d in DocBin().from_disk(tmp_path / "out" / "dev.spacy").get_docs(nlp.vocab)}
+    note = docs["n3"]
+    assert "Beltrán" not in note.text and "BELTRÁN" not in note.text
+    assert [e.label_ for e in note.ents] == ["NOMBRE_SUJETO_ASISTENCIA", "FAMILIARES_SUJETO_ASISTENCIA",
+                                             "NOMBRE_SUJETO_ASISTENCIA", "NOMBRE_SUJETO_ASISTENCIA"]
+    assert note.ents[1].text == "hija"  # common: not identifying, the annotator's span moved with the text
+    done = report["pseudonymized"]
+    assert done["second_pass"]["per_label"] == {"NOMBRE_SUJETO_ASISTENCIA": 3} and done["second_pass"]["misaligned"] == 0
+    assert done["left"]["occurrences"] == {"verbatim": 0, "near": 1, "partial": 1}
+    assert done["left"]["notes"] == {"verbatim": 0, "near": 1, "partial": 1}
+    written = (tmp_path / "notes.jsonl").read_text() + srsly.json_dumps(report)
+    assert "Rosa Beltrán Ferrer" not in written and "Getafe" not in srsly.json_dumps(report)
+
+
+def test_shifted_moves_offsets_with_the_replacements():
+    from deid_synthesis.pseudonymize_corpus import shifted
+
+    records = [{"start": 5, "end": 8, "out_start": 5, "out_end": 12}, {"start": 20, "end": 30, "out_start": 24, "out_end": 26}]
+    assert [shifted(p, records, "start") for p in (0, 5, 6, 8, 20, 25, 30, 40)] == [0, 5, 5, 12, 24, 24, 26, 36]
+    assert [shifted(p, records, "end") for p in (5, 6, 8, 25, 30)] == [5, 12, 12, 26, 26]

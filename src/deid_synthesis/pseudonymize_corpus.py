@@ -32,6 +32,7 @@ like any other.
     python -m scripts.pseudonymize_corpus training/x/ner_cpu/model-best corpus/x/synthetic-r \\
         corpus/x/synthetic-r-pseudo --samples-output synthetic/x/r-pseudo/samples.jsonl
 """
+import bisect
 import secrets
 import shutil
 import time
@@ -42,34 +43,29 @@ from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, T
 import srsly
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.util import filter_spans
 from tqdm import tqdm
 
 import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
 from clinical_deid.io import read_docbin, write_docbin, write_jsonl
+from clinical_deid.labels import PROPAGATED_PART_KINDS
 from clinical_deid.transform import DeidTransform
 from deid_synthesis.annotate import compare_labels, corpus_stats
 from deid_synthesis.corpus.records import CorpusError
-from deid_synthesis.privacy import PhiIndex, read_gold
+from deid_synthesis.privacy.verbatim import RealPhi
 
 PARTS = ("train.spacy", "dev.spacy")
 
 
 def corpus_transform(lang: str, seed: int, avoid_strings: AbstractSet[str] = frozenset(),
-                     key: Optional[bytes] = None) -> DeidTransform:
+                     key: Optional[bytes] = None, no_surrogate: str = "keep") -> DeidTransform:
     """deid_transform for a training corpus: pseudonymize with `key`, and keep the values that
-    have no surrogate (sex, kinship words, free text: a placeholder would teach nothing)."""
+    have no surrogate (sex, kinship words, free text: a placeholder would teach nothing) unless
+    `no_surrogate` is "redact" (the second pass: a real identifying string never stays)."""
     transform = DeidTransform("deid_transform", lang, mode="pseudonymize", seed=seed, rules_key="",
-                              no_surrogate="keep", avoid_strings=avoid_strings)
+                              no_surrogate=no_surrogate, avoid_strings=avoid_strings)
     transform.set_key(key)
     return transform
-
-
-def identifying_gold_strings(path: Path, max_gold_docs: int = 1) -> Set[str]:
-    """The identifying PHI strings of a gold DocBin, as `privacy` counts them (annotated in at
-    most `max_gold_docs` documents, 3+ characters). Common values ("Madrid", "España") are
-    not among them: a corpus without them would teach the model to miss them."""
-    index = PhiIndex(read_gold(path), max_gold_docs=max_gold_docs)
-    return {index.strings[i] for i in index.identifying}
 
 
 def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc) -> Tuple[Doc, Counter]:
@@ -94,6 +90,115 @@ def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc) -> Tuple
     new.user_data.update(doc.user_data)
     new.user_data["pseudonymized"] = True
     return new, counts
+
+
+def shifted(pos: int, records: Sequence[Dict], side: str) -> int:
+    """Output offset of input offset `pos` of a transformed text (`records`: its deid_spans,
+    sorted, not overlapping): a position inside a replaced span moves to that span's `side`
+    ("start" or "end") in the output."""
+    delta = 0
+    for record in records:
+        if record["end"] <= pos:
+            delta += (record["out_end"] - record["out_start"]) - (record["end"] - record["start"])
+        elif record["start"] >= pos:
+            break
+        else:
+            return record["out_start"] if side == "start" else record["out_end"]
+    return pos + delta
+
+
+def replace_spans(nlp: Language, transform: DeidTransform, doc: Doc,
+                  found: Sequence[Tuple[int, int, str]]) -> Tuple[Doc, Counter]:
+    """`doc` with the spans `found` ((start, end, label)) replaced by `transform` (with the other
+    forms of a name in the doc, as it propagates), labelled where no entity of the doc covers
+    them; the doc's entities move with the text. The Counter tallies replacements per label,
+    `redacted` (a placeholder) and `misaligned` (an entity that no longer falls on tokens)."""
+    marked = nlp.make_doc(doc.text)
+    spans = [marked.char_span(start, end, label=label, alignment_mode="expand") for start, end, label in found]
+    marked.ents = filter_spans([span for span in spans if span is not None])
+    transform(marked)
+    records = sorted(marked._.deid_spans, key=lambda record: record["start"])
+    new = nlp.make_doc(marked._.deidentified)
+    counts: Counter = Counter()
+    ents, taken = [], []
+    for ent in doc.ents:
+        moved = new.char_span(shifted(ent.start_char, records, "start"), shifted(ent.end_char, records, "end"),
+                              label=ent.label_)
+        if moved is None:
+            counts["misaligned"] += 1
+            continue
+        ents.append(moved)
+        taken.append((moved.start_char, moved.end_char))
+    for record in records:
+        counts[record["label"]] += 1
+        counts["redacted"] += transform.mode == "redact" or "fallback" in record or record["kind"] == "redact"
+        if any(a < record["out_end"] and record["out_start"] < b for a, b in taken):
+            continue  # inside an entity of the annotator's: its label stays
+        span = new.char_span(record["out_start"], record["out_end"], label=record["label"])
+        if span is None:
+            counts["misaligned"] += 1
+        else:
+            ents.append(span)
+    new.ents = filter_spans(ents)
+    new.user_data.update(doc.user_data)
+    return new, counts
+
+
+def replace_real_phi(nlp: Language, transforms: Sequence[DeidTransform], doc: Doc, real: RealPhi,
+                     pieces: Sequence[Tuple[int, int, str]] = ()) -> Tuple[Doc, Counter]:
+    """The second pass: every whole-word occurrence of a real identifying PHI string that the
+    first pass left (the annotator missed it, or its label keeps its value), and the `pieces`
+    of one that a chunk boundary cuts, are replaced by the first transform (a surrogate of the
+    string's gold kind); whatever is still found after it, by the next (a placeholder).
+    The Counter: as `replace_spans`, the labels counted in the first round only."""
+    counts: Counter = Counter()
+    for round_, transform in enumerate(transforms):
+        found = sorted(set(real.find(doc.text)) | set(pieces if round_ == 0 else ()))
+        if not found:
+            break
+        doc, round_counts = replace_spans(nlp, transform, doc, found)
+        counts.update(round_counts if round_ == 0 else {k: round_counts[k] for k in ("redacted", "misaligned")})
+    return doc, counts
+
+
+def cut_by_chunks(docs: Sequence[Doc], real: RealPhi) -> Dict[int, List[Tuple[int, int, str]]]:
+    """The real strings that only the joined note holds (cut by a chunk boundary): for each
+    chunk (its index in `docs`), the pieces of them it holds. `docs`: one note's chunks, in order."""
+    offsets, pos = [], 0
+    for doc in docs:
+        offsets.append(pos)
+        pos += len(doc.text) + 1  # joined with one space, as notes_from_chunks
+    pieces: Dict[int, List[Tuple[int, int, str]]] = defaultdict(list)
+    for start, end, label in real.find(" ".join(doc.text for doc in docs)):
+        first = bisect.bisect_right(offsets, start) - 1
+        last = bisect.bisect_right(offsets, end - 1) - 1
+        for i in range(first, last + 1) if last > first else ():
+            piece = (max(start - offsets[i], 0), min(end - offsets[i], len(docs[i].text)), label)
+            if piece[1] > piece[0]:
+                pieces[i].append(piece)
+    return pieces
+
+
+def second_pass(nlp: Language, transforms: Sequence[DeidTransform], written: Dict[str, List[Doc]],
+                real: RealPhi) -> Counter:
+    """Replace, in place, the real identifying strings left in each chunk and those a chunk
+    boundary cuts in the note as released (chunks joined); the counts as `replace_real_phi`."""
+    counts: Counter = Counter()
+    notes: Dict[str, List[Tuple[int, str, int]]] = defaultdict(list)
+    for part, docs in written.items():
+        for i, doc in enumerate(docs):
+            docs[i], doc_counts = replace_real_phi(nlp, transforms, doc, real)
+            counts.update(doc_counts)
+            source = str(doc.user_data.get("source_id", doc.user_data.get("id", f"{part}/{i}")))
+            notes[source].append((int(doc.user_data.get("chunk", 0)), part, i))
+    for chunks in notes.values():
+        chunks.sort()
+        docs = [written[part][i] for _, part, i in chunks]
+        for k, chunk_pieces in cut_by_chunks(docs, real).items():
+            _, part, i = chunks[k]
+            written[part][i], doc_counts = replace_real_phi(nlp, transforms, written[part][i], real, chunk_pieces)
+            counts.update(doc_counts)
+    return counts
 
 
 def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
@@ -124,10 +229,22 @@ def pseudonymize_parts(nlp: Language, transform: DeidTransform, input_dir: Path,
     return written, counts
 
 
-def write_samples(all_docs: List[Doc], samples_output: Path, annotated: Dict) -> None:
+def left_in_notes(notes: Iterable[Dict], real: RealPhi) -> Dict:
+    """What is left of the real identifying strings in the notes as released (chunks joined):
+    occurrences per form (`RealPhi.near_verbatim`) and the notes holding each form; counts only."""
+    occurrences: Counter = Counter(verbatim=0, near=0, partial=0)
+    notes_with: Counter = Counter(verbatim=0, near=0, partial=0)
+    for note in notes:
+        found = real.near_verbatim(note["text"])
+        occurrences.update(found)
+        notes_with.update(form for form, n in found.items() if n)
+    return {"occurrences": dict(occurrences), "notes": dict(notes_with)}
+
+
+def write_samples(notes: List[Dict], samples_output: Path, annotated: Dict) -> None:
     """The notes as JSONL for `privacy`, and the run's generation report copied beside them."""
     samples_output = Path(samples_output)
-    write_jsonl(notes_from_chunks(all_docs), samples_output)
+    write_jsonl(notes, samples_output)
     generation = Path(annotated.get("input", "")).with_name("report.json") if annotated.get("input") else None
     if generation is not None and generation.is_file():
         shutil.copyfile(generation, samples_output.with_name("report.json"))
@@ -159,17 +276,26 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     annotated = srsly.read_json(source_report) if source_report.is_file() else {}
     # Every real split the run touched (the adaptation notes, the dev notes of the prompts):
     # a surrogate drawn from Faker's lists can be a dev patient's name as well as a training one's.
-    avoid = set().union(*(identifying_gold_strings(path, max_gold_docs) for path in gold_paths))
     key_source = "given" if key is not None else "random for this run, not stored"
-    transform = corpus_transform(nlp.lang, seed, avoid, key if key is not None else secrets.token_bytes(32))
+    key = key if key is not None else secrets.token_bytes(32)
+    transform = corpus_transform(nlp.lang, seed, key=key)
+    real = RealPhi.from_files(gold_paths, max_gold_docs, lambda label: transform.kind(label) in PROPAGATED_PART_KINDS)
+    transform = corpus_transform(nlp.lang, seed, real.strings, key)
+    # The second pass: a surrogate of the string's kind (a placeholder where the kind has none),
+    # then a placeholder for anything still found (a drawn value that completes a real one).
+    last_resort = DeidTransform("deid_transform", nlp.lang, mode="redact", rules_key="")
     start = time.perf_counter()
     written, counts = pseudonymize_parts(nlp, transform, input_dir, progress)
+    second = second_pass(nlp, (corpus_transform(nlp.lang, seed, real.strings, key, no_surrogate="redact"),
+                               last_resort), written, real)
     for part, docs in written.items():
         write_docbin(docs, output_dir / part)
     all_docs = [doc for docs in written.values() for doc in docs]
+    notes = notes_from_chunks(all_docs)
     synthetic = corpus_stats(all_docs)
-    synthetic["documents"] = len({doc.user_data.get("source_id") for doc in all_docs})  # notes, as annotate
+    synthetic["documents"] = len(notes)  # notes, as annotate
     per_label = {k: v for k, v in counts.items() if k not in ("misaligned", "propagated")}
+    second_per_label = {k: v for k, v in second.items() if k not in ("misaligned", "redacted")}
     report = {
         **annotated,
         "input": str(input_dir),
@@ -183,13 +309,18 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         "per_label": compare_labels(synthetic, annotated.get("gold"), ()),
         "pseudonymized": {
             "from": str(input_dir), "key": key_source, "gold_avoided": [str(path) for path in gold_paths],
-            "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(avoid), "replaced": sum(per_label.values()),
+            "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(real), "replaced": sum(per_label.values()),
             "propagated": counts["propagated"], "misaligned": counts["misaligned"],
             "per_label": dict(Counter(per_label).most_common()),
+            # The second pass: real identifying strings the annotator's spans did not cover.
+            "second_pass": {"replaced": sum(second_per_label.values()), "redacted": second["redacted"],
+                            "misaligned": second["misaligned"],
+                            "per_label": dict(Counter(second_per_label).most_common())},
+            "left": left_in_notes(notes, real),
             "seconds": round(time.perf_counter() - start, 2),
         },
     }
     srsly.write_json(output_dir / "annotate.json", report)
     if samples_output is not None:
-        write_samples(all_docs, samples_output, annotated)
+        write_samples(notes, samples_output, annotated)
     return report

@@ -29,6 +29,8 @@ from deid_synthesis.generation.manifest import DEFAULT_BASE, DEFAULT_CACHE, MANI
 
 DEFAULT_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 PRECISIONS = ("fp32", "bf16", "auto")
+# Made-up canary records planted by `--canaries` (privacy.canaries), beside the adapter.
+CANARIES = "canaries.json"
 # The peak learning rate of the published runs (the paper's QLoRA setting).
 DEFAULT_LEARNING_RATE = 2e-4
 # CPU flags of native bfloat16 arithmetic (AVX512-BF16, AMX): without them, bfloat16 autocast is
@@ -122,7 +124,20 @@ def plan_adapter(train_path: Path, output_dir: Path, base_model: str, fraction: 
     return docs, chosen, manifest
 
 
-# Long: 22 keyword options, one a flag of its command line (the body is about 40 lines).
+def add_canaries(texts: List[str], output_dir: Path, manifest: Dict, per_repeat: int, repeats: Sequence[int],
+                 seed: int, lang: str) -> List[str]:
+    """The adaptation texts with canary records mixed in (`privacy.canaries`); writes them to
+    OUTPUT/canaries.json and records how many in the manifest."""
+    from deid_synthesis.privacy.canaries import make_canaries, with_canaries
+
+    planted = make_canaries(per_repeat, repeats, seed, lang, avoid_text="\n".join(texts))
+    write_json(planted, output_dir / CANARIES)
+    manifest["canaries"] = {"per_repeat": per_repeat, "repeats": list(repeats), "file": CANARIES,
+                            "documents_added": sum(c["repeats"] for c in planted)}
+    return with_canaries(texts, planted, seed)
+
+
+# Long: 25 keyword options, one a flag of its command line (the body is about 40 lines).
 def adapt(
     train_path: Path,
     output_dir: Path,
@@ -146,12 +161,17 @@ def adapt(
     cache_dir: Path = DEFAULT_CACHE,
     threads: int = 0,
     silent: bool = False,
+    canaries: int = 0,
+    canary_repeats: Sequence[int] = (1, 4, 16),
+    lang: str = "es",
 ) -> Dict:
     """Train the adapter and write it with its manifest (options as `python -m scripts.adapt` names them).
 
     train_path (Path): the gold training DocBin (text only); output_dir (Path): the adapter folder.
     quantization (str): auto (4-bit with CUDA and bitsandbytes), 4bit or none. vocabulary (str): full,
     or corpus (softmax over the adaptation text's tokens only). silent (bool): no messages, no bar.
+    canaries (int): made-up canary records added per repetition count in `canary_repeats`, each as
+    often as its count (`privacy.canaries`; written to OUTPUT/canaries.json), in `lang`'s template.
     RETURNS (Dict): the manifest.
     """
     start = time.perf_counter()
@@ -173,7 +193,11 @@ def adapt(
     from deid_synthesis.generation.samples import corpus_token_ids
 
     tokenizer = load_tokenizer(base_model, cache_dir)
-    token_ids = corpus_token_ids(tokenizer, [d["text"] for d in chosen]) if chosen else []
+    texts = [d["text"] for d in chosen]
+    (output_dir / CANARIES).unlink(missing_ok=True)
+    if canaries and chosen:
+        texts = add_canaries(texts, output_dir, manifest, canaries, canary_repeats, seed, lang)
+    token_ids = corpus_token_ids(tokenizer, texts) if chosen else []
     write_json(token_ids, output_dir / "token_ids.json")
     if not chosen:
         manifest.update({"loss_curve": [], "seconds": round(time.perf_counter() - start, 1), "quantization": None})
@@ -183,7 +207,7 @@ def adapt(
         return manifest
     from deid_synthesis.generation.lora import train_adapter
 
-    trained = train_adapter([d["text"] for d in chosen], output_dir, hyper, base_model, cache_dir, quantization,
+    trained = train_adapter(texts, output_dir, hyper, base_model, cache_dir, quantization,
                             token_ids, f"{len(chosen)}/{len(docs)} documents ({fraction:.0%})", silent)
     versions = trained.pop("versions")
     manifest.update({**trained, "seconds": round(time.perf_counter() - start, 1), "versions": versions})

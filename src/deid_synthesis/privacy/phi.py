@@ -6,18 +6,37 @@ documents (default 1). Strings shorter than `min_chars` or without a letter or d
 counted at all. Strings are matched verbatim (case-sensitive unless `ignore_case`, whitespace
 runs treated as one space) at word boundaries: "Ana" does not match inside "Ana" + "lía".
 """
+import re
 from collections import Counter, defaultdict
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc
 
 from deid_synthesis.privacy.ngrams import WORD
+
+NON_SPACE = re.compile(r"\S+")
 
 
 def normalise(text: str, ignore_case: bool) -> str:
     """The text with whitespace runs as one space, lower-cased when `ignore_case`."""
     text = " ".join(text.split())
     return text.lower() if ignore_case else text
+
+
+def normalise_with_offsets(text: str, ignore_case: bool) -> Tuple[str, List[int]]:
+    """`normalise`'s text, and for each of its characters the offset in `text` it comes from
+    (a space standing for a whitespace run: the run's first character)."""
+    chars: List[str] = []
+    origin: List[int] = []
+    for match in NON_SPACE.finditer(text):
+        if chars:
+            chars.append(" ")
+            origin.append(origin[-1] + 1)
+        for offset, char in enumerate(match.group(), match.start()):
+            folded = char.lower() if ignore_case else char
+            chars.extend(folded)
+            origin.extend([offset] * len(folded))
+    return "".join(chars), origin
 
 
 def is_word_char(char: str) -> bool:
@@ -53,8 +72,11 @@ class PhiIndex:
         self.strings: List[str] = sorted({string for _, string in sources_of_string})
         string_id = {string: i for i, string in enumerate(self.strings)}
         self.by_label: Dict[str, Set[int]] = defaultdict(set)
-        for label, string in sources_of_string:
+        # The documents of `gold_docs` annotating each string (record linkage: which real note a string is of).
+        self.sources: Dict[int, Set[str]] = defaultdict(set)
+        for (label, string), sources in sources_of_string.items():
             self.by_label[label].add(string_id[string])
+            self.sources[string_id[string]] |= sources
         if frequency_docs is not None:
             sources_of_string = self._annotated(frequency_docs, labels, Counter())
         sources_of_id: Dict[int, Set[str]] = defaultdict(set)  # under any label
@@ -65,10 +87,27 @@ class PhiIndex:
         # Identifying: annotated in few gold documents (whatever the label).
         self.identifying: Set[int] = {i for i, count in self.doc_frequency.items()
                                       if max_gold_docs is None or count <= max_gold_docs}
-        self._by_first_word: Dict[str, List[Tuple[int, str, int]]] = defaultdict(list)
-        for i, string in enumerate(self.strings):
+        self._by_first_word = self._first_words(self.strings)
+
+    @staticmethod
+    def _first_words(strings: Sequence[str]) -> Dict[str, List[Tuple[int, str, int]]]:
+        """The strings by their first word: (its offset, the string, its index)."""
+        by_first_word: Dict[str, List[Tuple[int, str, int]]] = defaultdict(list)
+        for i, string in enumerate(strings):
             first = WORD.search(string)
-            self._by_first_word[first.group()].append((first.start(), string, i))
+            by_first_word[first.group()].append((first.start(), string, i))
+        return by_first_word
+
+    @classmethod
+    def of_strings(cls, strings: Iterable[str]) -> "PhiIndex":
+        """An index of given (already normalised) strings, all identifying, without labels:
+        for locating strings gathered elsewhere (`spans`)."""
+        index = cls([], max_gold_docs=None)
+        index.strings = sorted(set(strings))
+        index.doc_frequency = {i: 1 for i in range(len(index.strings))}
+        index.identifying = set(range(len(index.strings)))
+        index._by_first_word = cls._first_words(index.strings)
+        return index
 
     def _annotated(self, docs: Iterable[Doc], labels: Optional[Sequence[str]],
                    skipped: Counter) -> Dict[Tuple[str, str], Set[str]]:
@@ -87,26 +126,44 @@ class PhiIndex:
                 sources_of_string[(ent.label_, string)].add(source)
         return sources_of_string
 
+    def _matches(self, text: str) -> Iterator[Tuple[int, int, int]]:
+        """(start, end, string index) of every occurrence in an already normalised text."""
+        for match in WORD.finditer(text):
+            for offset, string, i in self._by_first_word.get(match.group(), ()):
+                start = match.start() - offset
+                end = start + len(string)
+                if start < 0 or not text.startswith(string, start):
+                    continue
+                if is_word_char(string[0]) and start > 0 and is_word_char(text[start - 1]):
+                    continue
+                if is_word_char(string[-1]) and end < len(text) and is_word_char(text[end]):
+                    continue
+                yield start, end, i
+
     def find(self, text: str) -> Set[int]:
         """The strings that occur in the text.
 
         text (str): the text to search.
         RETURNS (Set[int]): indices into `self.strings`.
         """
-        text = normalise(text, self.ignore_case)
-        found: Set[int] = set()
-        for match in WORD.finditer(text):
-            for offset, string, i in self._by_first_word.get(match.group(), ()):
-                start = match.start() - offset
-                end = start + len(string)
-                if i in found or start < 0 or not text.startswith(string, start):
-                    continue
-                if is_word_char(string[0]) and start > 0 and is_word_char(text[start - 1]):
-                    continue
-                if is_word_char(string[-1]) and end < len(text) and is_word_char(text[end]):
-                    continue
-                found.add(i)
-        return found
+        return {i for _, _, i in self._matches(normalise(text, self.ignore_case))}
+
+    def spans(self, text: str) -> List[Tuple[int, int, int]]:
+        """Where the strings occur, as offsets of the text itself (not of its normalised form):
+        (start, end, string index), sorted, without overlaps (the longest of overlapping
+        occurrences is kept). What `find` finds, located, for replacing it.
+
+        text (str): the text to search.
+        RETURNS (List[Tuple[int, int, int]]): the occurrences.
+        """
+        normalised, origin = normalise_with_offsets(text, self.ignore_case)
+        found = sorted(((origin[start], origin[end - 1] + 1, i) for start, end, i in self._matches(normalised)),
+                       key=lambda m: (m[0], m[0] - m[1]))
+        kept: List[Tuple[int, int, int]] = []
+        for start, end, i in found:
+            if not kept or start >= kept[-1][1]:
+                kept.append((start, end, i))
+        return kept
 
 
 def phi_reproduction(gold_docs: Iterable[Doc], synth_texts: Iterable[str], min_chars: int = 3,

@@ -16,6 +16,7 @@ from spacy.tokens import Doc
 
 from clinical_deid.io import read_jsonl
 from deid_synthesis.privacy.filtering import filter_synthetic
+from deid_synthesis.privacy.linkage import record_linkage
 from deid_synthesis.generation.word_count import word_counter
 from deid_synthesis.privacy.ngrams import ngram_recall
 from deid_synthesis.privacy.phi import PhiIndex, phi_reproduction
@@ -87,6 +88,7 @@ def privacy_report(synth_jsonl: Path, gold_path: Path, n: int = 5, filter_output
     if dev_path is None:
         report["filter"] = filter_synthetic(synth_jsonl, gold_docs, [doc.text for doc in gold_docs], filter_output,
                                             max_shared_ngram, drop_phi, index=index)
+        report["linkage"] = {**record_linkage(index, synth_texts), "against": ["train"]}
         return report
     dev_docs = read_gold(dev_path, "dev")
     every_doc, union_docs = all_docs + dev_docs, list(gold_docs) + dev_docs
@@ -102,4 +104,5 @@ def privacy_report(synth_jsonl: Path, gold_path: Path, n: int = 5, filter_output
                                            max_shared_ngram, drop_phi, index=union_index),
                         "against": ["train", "dev"]}
     report["prompt_phi"] = prompt_phi(records, dev_docs, prompt_words)
+    report["linkage"] = {**record_linkage(union_index, synth_texts), "against": ["train", "dev"]}
     return report
