@@ -24,6 +24,7 @@ def main(
     max_gold_docs: int = typer.Option(1, "--max-gold-docs", help="Identifying: annotated in at most this many gold documents (as privacy)"),
     seed: int = typer.Option(0, "--seed", help="Unused since surrogates are keyed (kept for old command lines)"),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help=f"Secret surrogate key (hex or raw bytes, 16+); default ${KEY_ENV_VAR}, else a random key for this run, not stored"),
+    keep_common: int = typer.Option(0, "--keep-common", help="Keep place names (countries, towns) annotated in at least this many real documents of --gold (0: replace every labelled span)"),
     code: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with registered functions the pipeline needs"),
 ):
     """Replace the annotated PHI of a synthetic corpus with surrogates; labels follow the text."""
@@ -37,12 +38,15 @@ def main(
     nlp = load_pipeline(model, code)
     try:
         report = pseudonymize_corpus(nlp, input_dir, output_dir, seed, samples_output, gold_paths, max_gold_docs,
-                                     progress=True, key=key)
+                                     progress=True, key=key, keep_common=keep_common)
     except ValueError as err:  # DataError, CorpusError: the message names the file and the place
         msg.fail(str(err), exits=1)
     done = report["pseudonymized"]
     msg.good(f"Replaced {done['replaced']:,} spans ({done['propagated']:,} other mentions) in "
              f"{report['chunks']:,} chunks → {output_dir} ({done['seconds']:.1f} s)")
+    if done["kept_common"]:
+        msg.info(f"Kept {done['kept_common']:,} mentions of {done['common_places']:,} place names annotated in "
+                 f"{done['keep_common']}+ real documents")
     if done["misaligned"]:
         msg.warn(f"{done['misaligned']:,} surrogates off token boundaries were left unlabelled")
     msg.table(list(done["per_label"].items()), header=("label", "replaced"), divider=True, max_col=48)

@@ -26,13 +26,15 @@ def main(
     generation_report: Optional[Path] = typer.Option(None, help="Generation report (default synthetic/<dataset>/<run>/report.json)"),
     gold_train_time: Optional[Path] = typer.Option(None, help="Default training/<dataset>/<config>/train_time.json"),
     synthetic_train_time: Optional[Path] = typer.Option(None, help="Default training/<dataset>/synthetic-<run>-<config>/train_time.json"),
+    membership: Optional[Path] = typer.Option(None, help="Membership inference figures (default metrics/<dataset>/membership-<run>.json)"),
+    canaries: Optional[Path] = typer.Option(None, help="Canary figures (default metrics/<dataset>/canaries-<run>.json)"),
     top: int = typer.Option(5, "--top", help="Labels listed where the synthetic model loses"),
 ):
     """Write the report of one synthetic run: Markdown, PNG plots and a JSON summary."""
     given = dict(gold_scores=gold_scores, synthetic_scores=synthetic_scores, corpus_report=corpus_report,
                  annotate_report=annotate_report, privacy=privacy, adapter_manifest=adapter_manifest,
                  generation_report=generation_report, gold_train_time=gold_train_time,
-                 synthetic_train_time=synthetic_train_time)
+                 synthetic_train_time=synthetic_train_time, membership=membership, canaries=canaries)
     paths = {name: given[name] or path for name, path in default_paths(dataset, run, config).items()}
     try:
         summary = write_report(paths, output, f"Synthetic run {run} on {dataset} ({config})", top)

@@ -188,3 +188,25 @@ def test_shifted_moves_offsets_with_the_replacements():
     records = [{"start": 5, "end": 8, "out_start": 5, "out_end": 12}, {"start": 20, "end": 30, "out_start": 24, "out_end": 26}]
     assert [shifted(p, records, "start") for p in (0, 5, 6, 8, 20, 25, 30, 40)] == [0, 5, 5, 12, 24, 24, 26, 36]
     assert [shifted(p, records, "end") for p in (5, 6, 8, 25, 30)] == [5, 12, 12, 26, 26]
+
+
+def test_common_places_stay_and_rare_ones_are_replaced(corpus, tmp_path):
+    """A town annotated in enough real notes identifies no one: kept (still labelled); a rarer
+    one is replaced, and so is a common one that is the town of a replaced hospital's name."""
+    nlp, folder = corpus
+    docbin = DocBin(store_user_data=True).from_disk(folder / "dev.spacy")
+    docbin.add(make_doc(nlp, "n5", 0, "Vive en Leganés; nació en Alcorcón.",
+                        [("TERRITORIO", "Leganés"), ("TERRITORIO", "Alcorcón")]))
+    docbin.to_disk(folder / "dev.spacy")
+    _gold(nlp, tmp_path / "gold.spacy", [("Vive en Leganés y Getafe.", [("TERRITORIO", "Leganés"), ("TERRITORIO", "Getafe")]),
+                                         ("Natural de Leganés, trabaja en Getafe.", [("TERRITORIO", "Leganés"), ("TERRITORIO", "Getafe")]),
+                                         ("Nacida en Alcorcón.", [("TERRITORIO", "Alcorcón")])])
+    report = pseudonymize_corpus(nlp, folder, tmp_path / "out", key=KEY, gold_paths=[tmp_path / "gold.spacy"],
+                                 keep_common=2)
+    docs = {d.user_data["id"]: d for d in DocBin().from_disk(tmp_path / "out" / "dev.spacy").get_docs(nlp.vocab)}
+    towns = [e.text for e in docs["n5#0"].ents]
+    assert towns[0] == "Leganés" and towns[1] != "Alcorcón" and len(towns) == 2
+    train = {d.user_data["id"]: d for d in DocBin().from_disk(tmp_path / "out" / "train.spacy").get_docs(nlp.vocab)}
+    assert "Getafe" not in train["n1#1"].text  # the town of the replaced hospital's name: replaced too
+    done = report["pseudonymized"]
+    assert done["kept_common"] == 1 and done["common_places"] == 2

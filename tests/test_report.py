@@ -78,6 +78,12 @@ def write_inputs(nlp, root, tmp_path, synth_missed=SYNTH_MISSED, optional=True):
         "words": 1010, "tokens": 2500, "volume_reached": 1.01, "complete": True,
         "provenance": {"base_model": "gemma3-270m", "top_p": 0.95, "temperature": 1.0, "max_new_tokens": 256, "seed": 3},
         "sessions": [{"samples": 30, "tokens": 2000, "seconds": 100.0}, {"samples": 11, "tokens": 500, "seconds": 20.5}]})
+    srsly.write_json(paths["membership"], {"auc": 0.512, "tpr_at_low_fpr": 0.02, "low_fpr": 0.01, "members": 100,
+                                           "non_members": 100, "seconds": 300.0, "attack": "reference model",
+                                           "loss_only": {"auc": 0.55}})
+    srsly.write_json(paths["canaries"], {"n_candidates": 200, "table": [
+        {"repeats": 16, "canaries": 10, "mean_exposure": 4.5, "max_exposure": 7.65, "ranked_first": 3,
+         "mean_exposure_fit": 9.1, "extracted": 1}]})
     for name, seconds in (("gold_train_time", 300.0), ("synthetic_train_time", 240.0)):
         srsly.write_json(paths[name], {"seconds": seconds, "config": "configs/cfg.cfg", "gpu_id": -1,
                                        "overrides": {"training.max_steps": 600}})
@@ -116,6 +122,10 @@ def test_full_report(nlp, tmp_path):
     assert f"| total | {total['strings']} | {total['reproduced']} | {total['synthetic_docs']} |" in md
     assert "| learning_rate | 0.0002 |" in md and "| seed | 7 |" in md and "| seed | 3 |" in md
     assert "| generate | 120.5 | 2.0 |" in md and "| adapt | 61.0 | 1.0 |" in md
+    # The attacks and the record linkage (one synthetic note holds one real string: not linked).
+    assert "ROC AUC **0.512**, TPR at 1% FPR **0.020** (the loss alone: AUC 0.550)" in md
+    assert "| 16 | 10 | 4.500 | 7.650 | 3 | 9.100 | 1 |" in md
+    assert "Record linkage: **0 of 2** synthetic notes" in md
 
 
 def test_no_phi_string_in_report(nlp, tmp_path):

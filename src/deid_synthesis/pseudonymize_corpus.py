@@ -52,7 +52,12 @@ from clinical_deid.labels import PROPAGATED_PART_KINDS
 from clinical_deid.transform import DeidTransform
 from deid_synthesis.annotate import compare_labels, corpus_stats
 from deid_synthesis.corpus.records import CorpusError
+from deid_synthesis.privacy.phi import normalise
+from deid_synthesis.privacy.sources import read_gold
 from deid_synthesis.privacy.verbatim import RealPhi
+
+# Kinds whose common values (in many real notes) stay (`common_places`).
+PLACE_KINDS = ("country", "territory", "city")
 
 PARTS = ("train.spacy", "dev.spacy")
 
@@ -68,28 +73,47 @@ def corpus_transform(lang: str, seed: int, avoid_strings: AbstractSet[str] = fro
     return transform
 
 
-def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc) -> Tuple[Doc, Counter]:
+def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc,
+                     keep: AbstractSet[str] = frozenset()) -> Tuple[Doc, Counter]:
     """The pseudonymized copy of `doc`: its text with surrogates, tokenized again by `nlp`,
-    each replaced span an entity of the same label; user_data kept. The Counter tallies
-    replaced spans per label, `propagated` and `misaligned` (a surrogate that does not fall
-    on token boundaries: left unlabelled)."""
-    transform(doc)
-    new = nlp.make_doc(doc._.deidentified)
-    counts: Counter = Counter()
-    ents = []
-    for span in doc._.deid_spans:
-        ent = new.char_span(span["out_start"], span["out_end"], label=span["label"])
-        if ent is None:
-            counts["misaligned"] += 1
-            continue
-        ents.append(ent)
-        if span["replacement"] != doc.text[span["start"]:span["end"]]:  # not a value kept as it is
-            counts[span["label"]] += 1
-            counts["propagated"] += span["source"] == "propagated"
-    new.ents = ents
-    new.user_data.update(doc.user_data)
+    each replaced span an entity of the same label; user_data kept. Entities whose text
+    (whitespace runs as one space) is in `keep` (common places, see `common_places`) stay as
+    they are. The Counter: as `replace_spans`, plus `kept_common`."""
+    kept, replaced = [], []
+    for ent in doc.ents:
+        (kept if normalise(ent.text, False) in keep else replaced).append(ent)
+    while True:
+        marked = nlp.make_doc(doc.text)
+        marked.ents = [marked.char_span(ent.start_char, ent.end_char, label=ent.label_) for ent in kept]
+        marked.user_data.update(doc.user_data)
+        new, counts, records = replace_spans(nlp, transform, marked,
+                                             [(e.start_char, e.end_char, e.label_) for e in replaced])
+        # A kept place that the transform replaced as another mention of a replaced value (the
+        # town of a hospital's name) is replaced as itself instead, as without `keep`.
+        hit = [e for e in kept if any(r["start"] < e.end_char and e.start_char < r["end"] for r in records)]
+        if not hit:
+            break
+        kept = [e for e in kept if e not in hit]
+        replaced += hit
+    counts["kept_common"] += len(kept)
     new.user_data["pseudonymized"] = True
     return new, counts
+
+
+def common_places(paths: Iterable[Path], min_docs: int, kind_of) -> Set[str]:
+    """The place names (kinds country, territory, city) annotated in at least `min_docs` real
+    documents of the splits together ("España", "Madrid"): they identify no one, and replacing
+    each with one keyed surrogate across the corpus ("España" -> one drawn country everywhere)
+    would teach the model the wrong country. 0: none."""
+    if min_docs <= 0:
+        return set()
+    sources: Dict[str, Set[str]] = defaultdict(set)
+    for path in paths:
+        for doc in read_gold(Path(path), Path(path).stem):
+            for ent in doc.ents:
+                if kind_of(ent.label_) in PLACE_KINDS:
+                    sources[normalise(ent.text, False)].add(doc.user_data["source_id"])
+    return {string for string, docs in sources.items() if len(docs) >= min_docs}
 
 
 def shifted(pos: int, records: Sequence[Dict], side: str) -> int:
@@ -108,11 +132,12 @@ def shifted(pos: int, records: Sequence[Dict], side: str) -> int:
 
 
 def replace_spans(nlp: Language, transform: DeidTransform, doc: Doc,
-                  found: Sequence[Tuple[int, int, str]]) -> Tuple[Doc, Counter]:
+                  found: Sequence[Tuple[int, int, str]]) -> Tuple[Doc, Counter, List[Dict]]:
     """`doc` with the spans `found` ((start, end, label)) replaced by `transform` (with the other
     forms of a name in the doc, as it propagates), labelled where no entity of the doc covers
-    them; the doc's entities move with the text. The Counter tallies replacements per label,
-    `redacted` (a placeholder) and `misaligned` (an entity that no longer falls on tokens)."""
+    them; the doc's entities move with the text. The Counter tallies the values changed per
+    label, `propagated` (other mentions), `redacted` (a placeholder) and `misaligned` (a span
+    that no longer falls on tokens: left unlabelled); the transform's records (deid_spans)."""
     marked = nlp.make_doc(doc.text)
     spans = [marked.char_span(start, end, label=label, alignment_mode="expand") for start, end, label in found]
     marked.ents = filter_spans([span for span in spans if span is not None])
@@ -130,8 +155,11 @@ def replace_spans(nlp: Language, transform: DeidTransform, doc: Doc,
         ents.append(moved)
         taken.append((moved.start_char, moved.end_char))
     for record in records:
-        counts[record["label"]] += 1
-        counts["redacted"] += transform.mode == "redact" or "fallback" in record or record["kind"] == "redact"
+        changed = record["replacement"] != marked.text[record["start"]:record["end"]]
+        counts[record["label"]] += changed  # a value kept as it is (no surrogate) is not counted
+        counts["propagated"] += changed and record["source"] == "propagated"
+        counts["redacted"] += changed and (transform.mode == "redact" or "fallback" in record
+                                           or record["kind"] == "redact")
         if any(a < record["out_end"] and record["out_start"] < b for a, b in taken):
             continue  # inside an entity of the annotator's: its label stays
         span = new.char_span(record["out_start"], record["out_end"], label=record["label"])
@@ -141,7 +169,7 @@ def replace_spans(nlp: Language, transform: DeidTransform, doc: Doc,
             ents.append(span)
     new.ents = filter_spans(ents)
     new.user_data.update(doc.user_data)
-    return new, counts
+    return new, counts, records
 
 
 def replace_real_phi(nlp: Language, transforms: Sequence[DeidTransform], doc: Doc, real: RealPhi,
@@ -156,7 +184,7 @@ def replace_real_phi(nlp: Language, transforms: Sequence[DeidTransform], doc: Do
         found = sorted(set(real.find(doc.text)) | set(pieces if round_ == 0 else ()))
         if not found:
             break
-        doc, round_counts = replace_spans(nlp, transform, doc, found)
+        doc, round_counts, _ = replace_spans(nlp, transform, doc, found)
         counts.update(round_counts if round_ == 0 else {k: round_counts[k] for k in ("redacted", "misaligned")})
     return doc, counts
 
@@ -214,15 +242,15 @@ def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
              "pseudonymized": True} for source, parts in chunks.items()]
 
 
-def pseudonymize_parts(nlp: Language, transform: DeidTransform, input_dir: Path,
-                       progress: bool = False) -> Tuple[Dict[str, List[Doc]], Counter]:
+def pseudonymize_parts(nlp: Language, transform: DeidTransform, input_dir: Path, progress: bool = False,
+                       keep: AbstractSet[str] = frozenset()) -> Tuple[Dict[str, List[Doc]], Counter]:
     """The pseudonymized chunks of each part (train.spacy, dev.spacy), and the replacements counted."""
     counts: Counter = Counter()
     written: Dict[str, List[Doc]] = {}
     for part in PARTS:
         pseudonymized = []
         for doc in tqdm(read_docbin(input_dir / part, nlp.vocab), desc=part, unit=" chunks", disable=not progress):
-            new, doc_counts = pseudonymize_doc(nlp, transform, doc)
+            new, doc_counts = pseudonymize_doc(nlp, transform, doc, keep)
             counts.update(doc_counts)
             pseudonymized.append(new)
         written[part] = pseudonymized
@@ -252,7 +280,8 @@ def write_samples(notes: List[Dict], samples_output: Path, annotated: Dict) -> N
 
 def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: int = 0,
                         samples_output: Optional[Path] = None, gold_paths: Sequence[Path] = (),
-                        max_gold_docs: int = 1, progress: bool = False, key: Optional[bytes] = None) -> Dict:
+                        max_gold_docs: int = 1, progress: bool = False, key: Optional[bytes] = None,
+                        keep_common: int = 0) -> Dict:
     """Pseudonymize train.spacy and dev.spacy of `input_dir` into `output_dir`.
 
     nlp (Language): the annotator (its tokenizer re-tokenizes the surrogates).
@@ -264,6 +293,8 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     max_gold_docs (int): identifying: annotated in at most this many gold documents.
     progress (bool): show progress bars.
     key (Optional[bytes]): the secret surrogate key; None draws a random one, kept nowhere.
+    keep_common (int): keep the place names annotated in at least this many real documents of
+        `gold_paths` (`common_places`; 0: replace every labelled span).
     RETURNS (Dict): the report written as annotate.json.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -285,7 +316,8 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     # then a placeholder for anything still found (a drawn value that completes a real one).
     last_resort = DeidTransform("deid_transform", nlp.lang, mode="redact", rules_key="")
     start = time.perf_counter()
-    written, counts = pseudonymize_parts(nlp, transform, input_dir, progress)
+    keep = common_places(gold_paths, keep_common, transform.kind)
+    written, counts = pseudonymize_parts(nlp, transform, input_dir, progress, keep)
     second = second_pass(nlp, (corpus_transform(nlp.lang, seed, real.strings, key, no_surrogate="redact"),
                                last_resort), written, real)
     for part, docs in written.items():
@@ -294,8 +326,8 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     notes = notes_from_chunks(all_docs)
     synthetic = corpus_stats(all_docs)
     synthetic["documents"] = len(notes)  # notes, as annotate
-    per_label = {k: v for k, v in counts.items() if k not in ("misaligned", "propagated")}
-    second_per_label = {k: v for k, v in second.items() if k not in ("misaligned", "redacted")}
+    per_label = {k: v for k, v in counts.items() if k not in ("misaligned", "propagated", "redacted", "kept_common")}
+    second_per_label = {k: v for k, v in second.items() if k not in ("misaligned", "redacted", "propagated")}
     report = {
         **annotated,
         "input": str(input_dir),
@@ -311,6 +343,7 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
             "from": str(input_dir), "key": key_source, "gold_avoided": [str(path) for path in gold_paths],
             "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(real), "replaced": sum(per_label.values()),
             "propagated": counts["propagated"], "misaligned": counts["misaligned"],
+            "keep_common": keep_common, "common_places": len(keep), "kept_common": counts["kept_common"],
             "per_label": dict(Counter(per_label).most_common()),
             # The second pass: real identifying strings the annotator's spans did not cover.
             "second_pass": {"replaced": sum(second_per_label.values()), "redacted": second["redacted"],

@@ -50,6 +50,8 @@ def default_paths(dataset: str, run: str, config: str) -> Dict[str, Path]:
         "generation_report": Path(f"synthetic/{dataset}/{run}/report.json"),
         "gold_train_time": Path(f"training/{dataset}/{config}/train_time.json"),
         "synthetic_train_time": Path(f"training/{dataset}/synthetic-{run}-{config}/train_time.json"),
+        "membership": Path(f"metrics/{dataset}/membership-{run}.json"),
+        "canaries": Path(f"metrics/{dataset}/canaries-{run}.json"),
     }
 
 
@@ -123,7 +125,20 @@ def privacy_counts(privacy: dict) -> dict:
                                **pick(f["phi"]["total"], PRIVACY_LABEL_KEYS)}
                        for split, f in (privacy.get("splits") or {}).items()},
             "prompt_phi": pick(privacy.get("prompt_phi") or {}, (
-                "prompts", "prompts_with_own_phi", "samples", "sample_openings_with_own_phi"))}
+                "prompts", "prompts_with_own_phi", "samples", "sample_openings_with_own_phi")),
+            # Record linkage: absent from older privacy files.
+            "linkage": privacy.get("linkage") and {
+                **pick(privacy["linkage"], ("notes", "linked_notes", "share", "max_strings_of_one_real_note")),
+                "label_pairs": pick(privacy["linkage"].get("label_pairs") or {}, privacy["linkage"].get("label_pairs") or ())}}
+
+
+def attack_counts(membership: Optional[dict], canaries: Optional[dict]) -> Dict:
+    """The figures of the attacks on the adapter (privacy-membership, privacy-canaries), by keys."""
+    return {"membership": membership and {k: membership.get(k) for k in (
+                "auc", "tpr_at_low_fpr", "low_fpr", "members", "non_members", "seconds", "attack")}
+            | {"loss_only_auc": (membership.get("loss_only") or {}).get("auc")},
+            "canaries": canaries and {"table": canaries.get("table"), "n_candidates": canaries.get("n_candidates"),
+                                      "reproduction": canaries.get("reproduction")}}
 
 
 def settings(data: Dict[str, Optional[dict]]) -> Dict[str, Optional[dict]]:
@@ -172,6 +187,9 @@ def summarize(data: Dict[str, Optional[dict]], paths: Dict[str, Path], top: int 
                    "synthetic": ann and {k: ann.get(k) for k in ("documents", "chunks", "words", "entities")},
                    "per_label": ann and ann["per_label"]},
         "privacy": data["privacy"] and privacy_counts(data["privacy"]),
+        "attacks": attack_counts(data["membership"], data["canaries"]),
+        "pseudonymized": ann and ann.get("pseudonymized") and {
+            k: ann["pseudonymized"].get(k) for k in ("replaced", "kept_common", "second_pass", "left")},
         "settings": settings(data),
         "times": wall_times(data),
         "loss_curve": data["adapter_manifest"] and data["adapter_manifest"].get("loss_curve"),
@@ -326,6 +344,35 @@ def _privacy_splits_md(p: Dict) -> List[str]:
     return md
 
 
+def _attacks_md(s: Dict) -> List[str]:
+    """Record linkage, the pseudonymization's second pass, membership inference and canaries, if measured."""
+    md = []
+    linkage = (s["privacy"] or {}).get("linkage")
+    if linkage:
+        md.append(f"Record linkage: **{linkage.get('linked_notes')} of {linkage.get('notes')}** synthetic notes hold "
+                  f"two or more identifying PHI strings of one real note (label pairs: {linkage.get('label_pairs')}).\n")
+    pseudo = s.get("pseudonymized")
+    if pseudo and pseudo.get("second_pass"):
+        left = pseudo["left"]["occurrences"]
+        md.append(f"Pseudonymized: {pseudo['replaced']:,} annotated spans replaced ({pseudo.get('kept_common') or 0:,} "
+                  f"common places kept); second pass: {pseudo['second_pass']['replaced']:,} real identifying strings "
+                  f"the annotator missed replaced; left in the notes: **{left['verbatim']} verbatim**, "
+                  f"{left['near']} near-verbatim (case, accents, spacing), {left['partial']} partial names.\n")
+    membership = s["attacks"]["membership"]
+    if membership:
+        md.append(f"Membership inference on the adapter ({membership['attack']}; {membership['members']} adaptation "
+                  f"notes vs {membership['non_members']} dev notes): ROC AUC **{membership['auc']:.3f}**, TPR at "
+                  f"{membership['low_fpr']:.0%} FPR **{membership['tpr_at_low_fpr']:.3f}** (the loss alone: AUC "
+                  f"{cell(membership['loss_only_auc'])}).\n")
+    canaries = s["attacks"]["canaries"]
+    if canaries and canaries.get("table"):
+        md += [f"Canary exposure (bits; each record number ranked among {canaries['n_candidates']} random ones):\n",
+               table(["copies", "canaries", "mean exposure", "max", "ranked first", "fit", "extracted"],
+                     [[r["repeats"], r["canaries"], r["mean_exposure"], r["max_exposure"], r["ranked_first"],
+                       r["mean_exposure_fit"], r["extracted"]] for r in canaries["table"]])]
+    return md
+
+
 def _settings_md(s: Dict, images: Dict[str, str]) -> List[str]:
     md = ["## Settings\n"]
     for step, values in s["settings"].items():
@@ -354,7 +401,7 @@ def to_markdown(s: Dict, title: str, images: Dict[str, str]) -> str:
               for name, path in s["inputs"].items()]
     md = [f"# {title}\n", *_card_md(s.get("corpus_card")), "Every number below is read from these files, written by the project's steps:\n",
           "\n".join(inputs) + "\n", *_scores_md(s, images), *_losses_md(s), *_corpus_md(s, images),
-          *_privacy_md(s["privacy"]), *_settings_md(s, images)]
+          *_privacy_md(s["privacy"]), *_attacks_md(s), *_settings_md(s, images)]
     return "\n".join(md)
 
 

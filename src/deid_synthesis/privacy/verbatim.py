@@ -7,7 +7,8 @@ index holds the identifying strings of every real split a run touched (annotated
 label each carries most often, in memory only. `find` locates their verbatim occurrences
 (`PhiIndex`'s matching: case-sensitive, whitespace runs as one space, whole words);
 `near_verbatim` counts the forms that are not verbatim: the same string in another case,
-accent or spacing, and a distinctive word (4+ letters) of a multi-word name or institution
+accent or spacing (unless that form is also a common, non-identifying value: "MADRID" annotated
+once is "Madrid"), and a distinctive word (4+ letters) of a multi-word name or institution
 alone. Counts and labels leave this module; strings never do.
 """
 from collections import Counter, defaultdict
@@ -66,16 +67,18 @@ class RealPhi:
         """
         label_counts: Dict[str, Counter] = defaultdict(Counter)
         self._parts: Set[str] = set()
+        common: Set[str] = set()  # folded forms of strings that are not identifying ("MADRID" vs "Madrid")
         for docs in gold_splits:
             index = PhiIndex(docs, max_gold_docs=max_gold_docs)
             for label, ids in index.by_label.items():
                 for i in ids & index.identifying:
                     label_counts[index.strings[i]][label] += 1
+            common.update(fold(index.strings[i]) for i in set(range(len(index.strings))) - index.identifying)
             self._parts |= distinctive_words(docs, max_gold_docs, is_part_label)
         self.label_of = {string: counts.most_common(1)[0][0] for string, counts in label_counts.items()}
         self._index = PhiIndex.of_strings(self.label_of)
-        self._folded: Set[str] = {fold(string) for string in self.label_of}
-        self._parts -= self._folded
+        self._folded: Set[str] = {fold(string) for string in self.label_of} - common
+        self._parts -= self._folded | common
 
     @classmethod
     def from_files(cls, paths: Iterable[Path], max_gold_docs: int = 1,
