@@ -37,6 +37,8 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     assert srsly.read_json(project / "training/demo-es/adapter-default/manifest.json")["base_model"]
     assert len(list(srsly.read_jsonl(project / "synthetic/demo-es/default/samples.jsonl"))) > 0
     assert "ngram" in srsly.read_json(project / "metrics/demo-es/privacy-default.json")
+    membership = srsly.read_json(project / "metrics/demo-es/membership-default.json")
+    assert 0 <= membership["auc"] <= 1 and membership["members"] > 0 and membership["non_members"] == 6
     synthetic = srsly.read_json(project / "metrics/demo-es/synthetic-default-ner_cpu.json")
     assert synthetic["n_docs"] == 6
     table = (project / "metrics/results.md").read_text()
@@ -65,6 +67,19 @@ def test_all_workflow_on_the_demo_corpus(tmp_path):
     pseudo = srsly.read_json(project / "corpus/demo-es/synthetic-default-pseudo/annotate.json")["pseudonymized"]
     assert pseudo["gold_strings_avoided"] > 0 and pseudo["misaligned"] == 0
     assert "phi" in srsly.read_json(project / "metrics/demo-es/privacy-default-pseudo.json")
+    assert pseudo["left"]["occurrences"]["verbatim"] == 0
+    # The release gate: an impossible threshold refuses the run (nothing written); forced, the
+    # bundle is built and its datasheet says so.
+    release = [sys.executable, "-m", "spacy", "project", "run", "release", str(project), *overrides,
+               "--vars.synth_run=default-pseudo", "--vars.adapter_run=default", "--vars.release_max_mia_auc=-1"]
+    refused = subprocess.run(release, capture_output=True, text=True, cwd=project)
+    assert refused.returncode != 0 and "Release refused: membership" in refused.stdout
+    assert not (project / "release/demo-es/default-pseudo").exists()
+    forced = subprocess.run(release + ["--vars.release_force=1"], capture_output=True, text=True, cwd=project)
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
+    bundle = project / "release/demo-es/default-pseudo"
+    assert "FORCED RELEASE: failed checks: membership" in (bundle / "datasheet.md").read_text()
+    assert (bundle / "SHA256SUMS").read_text().count("\n") == 5
 
 
 def test_every_dep_and_output_is_one_path():

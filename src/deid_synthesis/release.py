@@ -40,8 +40,8 @@ CHECKS = (
     ("ngram", "ngram_recall", "max_ngram_recall", "5-gram recall of the real notes (train + dev) in the bundle"),
 )
 LIMITS = """\
-- The figures measure this corpus against the real splits named above, with the annotator's
-  labels of the real notes: PHI the real annotations missed is not counted anywhere.
+- The figures measure this corpus against the real splits named above through their gold
+  annotations: PHI that the gold annotation of a real note missed is not counted anywhere.
 - "Identifying" means annotated in at most one real note; common values (a big city, a
   country) are not counted and may stay.
 - Verbatim means case-sensitive whole words; other forms (case, accents, spacing, one word of
@@ -211,9 +211,9 @@ def datasheet_data(inputs: ReleaseInputs, checks: List[Dict], failed: List[Dict]
         "generator": {"base_model": manifest.get("base_model"), "adaptation_fraction": manifest.get("fraction"),
                       "adaptation_documents": manifest.get("n_documents"),
                       "hyperparameters": manifest.get("hyperparameters"),
-                      "sampling": {k: (generation.get("provenance") or {}).get(k)
+                      "sampling": {k: rounded((generation.get("provenance") or {}).get(k))
                                    for k in ("top_p", "temperature", "max_new_tokens", "prompt_words", "prompt_phi")}},
-        "annotator": {"model": str(annotate.get("annotator") or annotate.get("model") or ""),
+        "annotator": {"model": str(annotate.get("model") or ""), "pipeline": (annotate.get("annotator") or {}).get("pipeline"),
                       "strict_f1_real_test": _strict_f1(inputs.annotator_scores)},
         "utility": {"synthetic_model_strict_f1_real_test": _strict_f1(inputs.synthetic_scores)},
         "pseudonymization": {k: pseudonymized.get(k) for k in ("replaced", "second_pass", "left", "key")},
@@ -230,6 +230,27 @@ def datasheet_data(inputs: ReleaseInputs, checks: List[Dict], failed: List[Dict]
     }
 
 
+def rounded(value):
+    """A setting as people read it: floats to 6 significant digits (0.9500000000000001 -> 0.95)."""
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def settings_line(settings: Optional[Dict]) -> str:
+    """{"rank": 8, ...} -> "rank 8, ..." (nested values as they are)."""
+    return ", ".join(f"{k} {rounded(v)}" for k, v in (settings or {}).items()) or "not recorded"
+
+
+def pseudonymization_line(pseudo: Dict) -> str:
+    """The two passes and what is left, in one sentence."""
+    if not pseudo.get("second_pass"):
+        return f"{pseudo.get('replaced')} annotated spans replaced (no second pass recorded)"
+    second, left = pseudo["second_pass"], pseudo["left"]["occurrences"]
+    return (f"{pseudo['replaced']:,} annotated spans replaced by surrogates (key: {pseudo.get('key')}); second pass: "
+            f"{second['replaced']:,} occurrences of real identifying strings the annotator missed replaced "
+            f"({second['redacted']:,} by a placeholder); left: {left['verbatim']} verbatim, {left['near']} near-verbatim "
+            f"(case, accents, spacing), {left['partial']} single words of a real name or institution")
+
+
 def datasheet_markdown(sheet: Dict) -> str:
     """The datasheet for people: the gate first, then how the corpus was made, then the limits."""
     lines = [f"# Datasheet: {sheet['name'] or 'synthetic corpus'}", ""]
@@ -243,11 +264,11 @@ def datasheet_markdown(sheet: Dict) -> str:
     corpus = sheet["corpus"]
     lines += ["", "## How it was made", "",
               f"- Generator: {generator['base_model']}, LoRA-adapted on {generator['adaptation_documents']} real "
-              f"notes (share {generator['adaptation_fraction']}); settings: {generator['hyperparameters']}",
-              f"- Sampling: {generator['sampling']}",
-              f"- Annotator: {sheet['annotator']['model']} (strict F1 on the real test split: "
-              f"{sheet['annotator']['strict_f1_real_test']})",
-              f"- Pseudonymization: {sheet['pseudonymization']}",
+              f"notes (share {generator['adaptation_fraction']}); {settings_line(generator['hyperparameters'])}",
+              f"- Sampling: {settings_line(generator['sampling'])}",
+              f"- Annotator: {sheet['annotator']['model']} ({', '.join(sheet['annotator']['pipeline'] or [])}; strict "
+              f"F1 on the real test split: {sheet['annotator']['strict_f1_real_test']})",
+              f"- Pseudonymization: {pseudonymization_line(sheet['pseudonymization'])}",
               f"- Utility: a model trained on this corpus scores strict F1 "
               f"{sheet['utility']['synthetic_model_strict_f1_real_test']} on the real test split",
               f"- Corpus: {corpus['notes']} notes, {corpus['chunks']} chunks, {corpus['words']} words, "
