@@ -90,7 +90,7 @@ def test_cli_with_dev_and_the_prompt_check(files, dev, tmp_path):
 
 
 def test_the_report_shows_the_splits_and_the_prompt_check(files, dev, tmp_path):
-    from deid_synthesis.report import _privacy_md, privacy_counts
+    from deid_synthesis.report_privacy import privacy_counts, privacy_md
 
     _, gold_path = files
     synth, dev_path = tmp_path / "run.jsonl", tmp_path / "dev.spacy"
@@ -98,7 +98,7 @@ def test_the_report_shows_the_splits_and_the_prompt_check(files, dev, tmp_path):
     DocBin(docs=dev, store_user_data=True).to_disk(dev_path)
     counts = privacy_counts(privacy_report(synth, gold_path, dev_path=dev_path, show_strings=True))
     assert counts["splits"]["dev"]["identifying_reproduced"] == 1 and counts["prompt_phi"]["prompts_with_own_phi"] == 1
-    md = "".join(_privacy_md(counts))
+    md = "".join(privacy_md(counts))
     assert "| dev | 2 |" in md and "own dev note: **1 of 2**" in md and "Beatriz" not in md
     old = privacy_counts(privacy_report(synth, gold_path))  # without --dev: as before
-    assert old["splits"] == {} and old["prompt_phi"] == {} and "own dev note" not in "".join(_privacy_md(old))
+    assert old["splits"] == {} and old["prompt_phi"] == {} and "own dev note" not in "".join(privacy_md(old))

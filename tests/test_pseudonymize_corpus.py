@@ -183,7 +183,7 @@ def test_the_second_pass_replaces_real_phi_the_annotator_missed(corpus, tmp_path
 
 
 def test_shifted_moves_offsets_with_the_replacements():
-    from deid_synthesis.pseudonymize_corpus import shifted
+    from deid_synthesis.span_replacement import shifted
 
     records = [{"start": 5, "end": 8, "out_start": 5, "out_end": 12}, {"start": 20, "end": 30, "out_start": 24, "out_end": 26}]
     assert [shifted(p, records, "start") for p in (0, 5, 6, 8, 20, 25, 30, 40)] == [0, 5, 5, 12, 24, 24, 26, 36]

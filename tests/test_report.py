@@ -80,7 +80,8 @@ def write_inputs(nlp, root, tmp_path, synth_missed=SYNTH_MISSED, optional=True):
         "sessions": [{"samples": 30, "tokens": 2000, "seconds": 100.0}, {"samples": 11, "tokens": 500, "seconds": 20.5}]})
     srsly.write_json(paths["membership"], {"auc": 0.512, "tpr_at_low_fpr": 0.02, "low_fpr": 0.01, "members": 100,
                                            "non_members": 100, "seconds": 300.0, "attack": "reference model",
-                                           "loss_only": {"auc": 0.55}})
+                                           "loss_only": {"auc": 0.55},
+                                           "roc": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.52, 1.0]}})
     srsly.write_json(paths["canaries"], {"n_candidates": 200, "table": [
         {"repeats": 16, "canaries": 10, "mean_exposure": 4.5, "max_exposure": 7.65, "ranked_first": 3,
          "mean_exposure_fit": 9.1, "extracted": 1}]})
@@ -99,7 +100,7 @@ def test_full_report(nlp, tmp_path):
     out = tmp_path / "report"
     write_report(paths, out)
     md, summary = (out / "report.md").read_text(encoding="utf8"), srsly.read_json(out / "report.json")
-    for png in ("f1_per_label.png", "ratios.png", "entities_per_1k.png", "adapter_loss.png"):
+    for png in ("f1_per_label.png", "ratios.png", "entities_per_1k.png", "adapter_loss.png", "membership_roc.png"):
         assert is_png(out / png) and f"]({png})" in md
     gold, synth = (srsly.read_json(paths[k]) for k in ("gold_scores", "synthetic_scores"))
     strict = synth["ents_strict"]["f"] / gold["ents_strict"]["f"]

@@ -32,7 +32,6 @@ like any other.
     python -m scripts.pseudonymize_corpus training/x/ner_cpu/model-best corpus/x/synthetic-r \\
         corpus/x/synthetic-r-pseudo --samples-output synthetic/x/r-pseudo/samples.jsonl
 """
-import bisect
 import secrets
 import shutil
 import time
@@ -43,7 +42,6 @@ from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, T
 import srsly
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import filter_spans
 from tqdm import tqdm
 
 import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
@@ -55,11 +53,14 @@ from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.privacy.phi import normalise
 from deid_synthesis.privacy.sources import read_gold
 from deid_synthesis.privacy.verbatim import RealPhi
+from deid_synthesis.span_replacement import replace_spans, second_pass
 
 # Kinds whose common values (in many real notes) stay (`common_places`).
 PLACE_KINDS = ("country", "territory", "city")
 
 PARTS = ("train.spacy", "dev.spacy")
+# What a pass's Counter holds besides replacements per label.
+OTHER_TALLIES = ("misaligned", "propagated", "redacted", "kept_common")
 
 
 def corpus_transform(lang: str, seed: int, avoid_strings: AbstractSet[str] = frozenset(),
@@ -116,119 +117,6 @@ def common_places(paths: Iterable[Path], min_docs: int, kind_of) -> Set[str]:
     return {string for string, docs in sources.items() if len(docs) >= min_docs}
 
 
-def shifted(pos: int, records: Sequence[Dict], side: str) -> int:
-    """Output offset of input offset `pos` of a transformed text (`records`: its deid_spans,
-    sorted, not overlapping): a position inside a replaced span moves to that span's `side`
-    ("start" or "end") in the output."""
-    delta = 0
-    for record in records:
-        if record["end"] <= pos:
-            delta += (record["out_end"] - record["out_start"]) - (record["end"] - record["start"])
-        elif record["start"] >= pos:
-            break
-        else:
-            return record["out_start"] if side == "start" else record["out_end"]
-    return pos + delta
-
-
-def replace_spans(nlp: Language, transform: DeidTransform, doc: Doc,
-                  found: Sequence[Tuple[int, int, str]]) -> Tuple[Doc, Counter, List[Dict]]:
-    """`doc` with the spans `found` ((start, end, label)) replaced by `transform` (with the other
-    forms of a name in the doc, as it propagates), labelled where no entity of the doc covers
-    them; the doc's entities move with the text. The Counter tallies the values changed per
-    label, `propagated` (other mentions), `redacted` (a placeholder) and `misaligned` (a span
-    that no longer falls on tokens: left unlabelled); the transform's records (deid_spans)."""
-    marked = nlp.make_doc(doc.text)
-    spans = [marked.char_span(start, end, label=label, alignment_mode="expand") for start, end, label in found]
-    marked.ents = filter_spans([span for span in spans if span is not None])
-    transform(marked)
-    records = sorted(marked._.deid_spans, key=lambda record: record["start"])
-    new = nlp.make_doc(marked._.deidentified)
-    counts: Counter = Counter()
-    ents, taken = [], []
-    for ent in doc.ents:
-        moved = new.char_span(shifted(ent.start_char, records, "start"), shifted(ent.end_char, records, "end"),
-                              label=ent.label_)
-        if moved is None:
-            counts["misaligned"] += 1
-            continue
-        ents.append(moved)
-        taken.append((moved.start_char, moved.end_char))
-    for record in records:
-        changed = record["replacement"] != marked.text[record["start"]:record["end"]]
-        counts[record["label"]] += changed  # a value kept as it is (no surrogate) is not counted
-        counts["propagated"] += changed and record["source"] == "propagated"
-        counts["redacted"] += changed and (transform.mode == "redact" or "fallback" in record
-                                           or record["kind"] == "redact")
-        if any(a < record["out_end"] and record["out_start"] < b for a, b in taken):
-            continue  # inside an entity of the annotator's: its label stays
-        span = new.char_span(record["out_start"], record["out_end"], label=record["label"])
-        if span is None:
-            counts["misaligned"] += 1
-        else:
-            ents.append(span)
-    new.ents = filter_spans(ents)
-    new.user_data.update(doc.user_data)
-    return new, counts, records
-
-
-def replace_real_phi(nlp: Language, transforms: Sequence[DeidTransform], doc: Doc, real: RealPhi,
-                     pieces: Sequence[Tuple[int, int, str]] = ()) -> Tuple[Doc, Counter]:
-    """The second pass: every whole-word occurrence of a real identifying PHI string that the
-    first pass left (the annotator missed it, or its label keeps its value), and the `pieces`
-    of one that a chunk boundary cuts, are replaced by the first transform (a surrogate of the
-    string's gold kind); whatever is still found after it, by the next (a placeholder).
-    The Counter: as `replace_spans`, the labels counted in the first round only."""
-    counts: Counter = Counter()
-    for round_, transform in enumerate(transforms):
-        found = sorted(set(real.find(doc.text)) | set(pieces if round_ == 0 else ()))
-        if not found:
-            break
-        doc, round_counts, _ = replace_spans(nlp, transform, doc, found)
-        counts.update(round_counts if round_ == 0 else {k: round_counts[k] for k in ("redacted", "misaligned")})
-    return doc, counts
-
-
-def cut_by_chunks(docs: Sequence[Doc], real: RealPhi) -> Dict[int, List[Tuple[int, int, str]]]:
-    """The real strings that only the joined note holds (cut by a chunk boundary): for each
-    chunk (its index in `docs`), the pieces of them it holds. `docs`: one note's chunks, in order."""
-    offsets, pos = [], 0
-    for doc in docs:
-        offsets.append(pos)
-        pos += len(doc.text) + 1  # joined with one space, as notes_from_chunks
-    pieces: Dict[int, List[Tuple[int, int, str]]] = defaultdict(list)
-    for start, end, label in real.find(" ".join(doc.text for doc in docs)):
-        first = bisect.bisect_right(offsets, start) - 1
-        last = bisect.bisect_right(offsets, end - 1) - 1
-        for i in range(first, last + 1) if last > first else ():
-            piece = (max(start - offsets[i], 0), min(end - offsets[i], len(docs[i].text)), label)
-            if piece[1] > piece[0]:
-                pieces[i].append(piece)
-    return pieces
-
-
-def second_pass(nlp: Language, transforms: Sequence[DeidTransform], written: Dict[str, List[Doc]],
-                real: RealPhi) -> Counter:
-    """Replace, in place, the real identifying strings left in each chunk and those a chunk
-    boundary cuts in the note as released (chunks joined); the counts as `replace_real_phi`."""
-    counts: Counter = Counter()
-    notes: Dict[str, List[Tuple[int, str, int]]] = defaultdict(list)
-    for part, docs in written.items():
-        for i, doc in enumerate(docs):
-            docs[i], doc_counts = replace_real_phi(nlp, transforms, doc, real)
-            counts.update(doc_counts)
-            source = str(doc.user_data.get("source_id", doc.user_data.get("id", f"{part}/{i}")))
-            notes[source].append((int(doc.user_data.get("chunk", 0)), part, i))
-    for chunks in notes.values():
-        chunks.sort()
-        docs = [written[part][i] for _, part, i in chunks]
-        for k, chunk_pieces in cut_by_chunks(docs, real).items():
-            _, part, i = chunks[k]
-            written[part][i], doc_counts = replace_real_phi(nlp, transforms, written[part][i], real, chunk_pieces)
-            counts.update(doc_counts)
-    return counts
-
-
 def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
     """One record per synthetic note: its chunks' texts joined in chunk order (annotate's
     user_data: source_id, chunk), with the note's provenance."""
@@ -255,6 +143,31 @@ def pseudonymize_parts(nlp: Language, transform: DeidTransform, input_dir: Path,
             pseudonymized.append(new)
         written[part] = pseudonymized
     return written, counts
+
+
+def check_folders(input_dir: Path, output_dir: Path) -> None:
+    """CorpusError naming the folder or files when the input is not annotate's output or is the output."""
+    if input_dir.resolve() == output_dir.resolve():
+        raise CorpusError(f"{output_dir}: the output folder is the input folder; choose another")
+    missing = [str(input_dir / part) for part in PARTS if not (input_dir / part).is_file()]
+    if missing:
+        raise CorpusError(f"{', '.join(missing)}: no such file (expected annotate's output)")
+
+
+def corpus_figures(annotated: Dict, input_dir: Path, output_dir: Path, all_docs: List[Doc], n_notes: int) -> Dict:
+    """annotate.json's figures of the pseudonymized corpus (its other fields kept)."""
+    synthetic = corpus_stats(all_docs)
+    synthetic["documents"] = n_notes  # notes, as annotate
+    return {**annotated, "input": str(input_dir), "output": str(output_dir / PARTS[0]),
+            "dev_output": str(output_dir / PARTS[1]), "chunks": len(all_docs),
+            "tokens": sum(len(doc) for doc in all_docs), "words": synthetic["words"],
+            "entities": synthetic["entities"], "synthetic": synthetic,
+            "per_label": compare_labels(synthetic, annotated.get("gold"), ())}
+
+
+def label_counts(counts: Counter) -> Dict[str, int]:
+    """The replacements per label of a pass's Counter (most first), without its other tallies."""
+    return dict(Counter({k: v for k, v in counts.items() if v and k not in OTHER_TALLIES}).most_common())
 
 
 def left_in_notes(notes: Iterable[Dict], real: RealPhi) -> Dict:
@@ -287,26 +200,20 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     nlp (Language): the annotator (its tokenizer re-tokenizes the surrogates).
     input_dir (Path): annotate's output folder (train.spacy, dev.spacy, annotate.json).
     output_dir (Path): the folder for the same three files, pseudonymized.
-    seed (int): the transform's seed (surrogates are keyed: kept for old command lines).
-    samples_output (Optional[Path]): also write the notes as JSONL here.
-    gold_paths (Sequence[Path]): real DocBins whose identifying PHI strings no surrogate may be.
-    max_gold_docs (int): identifying: annotated in at most this many gold documents.
-    progress (bool): show progress bars.
+    seed (int): unused (surrogates are keyed). samples_output (Optional[Path]): the notes as JSONL.
+    gold_paths (Sequence[Path]): every real split the run touched (adaptation notes, the prompts'
+        dev notes): no surrogate may be one of their identifying PHI strings, and the second
+        pass replaces those left.
+    max_gold_docs (int): identifying: annotated in at most this many. progress (bool): bars.
     key (Optional[bytes]): the secret surrogate key; None draws a random one, kept nowhere.
     keep_common (int): keep the place names annotated in at least this many real documents of
         `gold_paths` (`common_places`; 0: replace every labelled span).
     RETURNS (Dict): the report written as annotate.json.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if input_dir.resolve() == output_dir.resolve():
-        raise CorpusError(f"{output_dir}: the output folder is the input folder; choose another")
-    missing = [str(input_dir / part) for part in PARTS if not (input_dir / part).is_file()]
-    if missing:
-        raise CorpusError(f"{', '.join(missing)}: no such file (expected annotate's output)")
+    check_folders(input_dir, output_dir)
     source_report = input_dir / "annotate.json"
     annotated = srsly.read_json(source_report) if source_report.is_file() else {}
-    # Every real split the run touched (the adaptation notes, the dev notes of the prompts):
-    # a surrogate drawn from Faker's lists can be a dev patient's name as well as a training one's.
     key_source = "given" if key is not None else "random for this run, not stored"
     key = key if key is not None else secrets.token_bytes(32)
     transform = corpus_transform(nlp.lang, seed, key=key)
@@ -324,31 +231,18 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
         write_docbin(docs, output_dir / part)
     all_docs = [doc for docs in written.values() for doc in docs]
     notes = notes_from_chunks(all_docs)
-    synthetic = corpus_stats(all_docs)
-    synthetic["documents"] = len(notes)  # notes, as annotate
-    per_label = {k: v for k, v in counts.items() if k not in ("misaligned", "propagated", "redacted", "kept_common")}
-    second_per_label = {k: v for k, v in second.items() if k not in ("misaligned", "redacted", "propagated")}
+    per_label = label_counts(counts)
     report = {
-        **annotated,
-        "input": str(input_dir),
-        "output": str(output_dir / PARTS[0]),
-        "dev_output": str(output_dir / PARTS[1]),
-        "chunks": len(all_docs),
-        "tokens": sum(len(doc) for doc in all_docs),
-        "words": synthetic["words"],
-        "entities": synthetic["entities"],
-        "synthetic": synthetic,
-        "per_label": compare_labels(synthetic, annotated.get("gold"), ()),
+        **corpus_figures(annotated, input_dir, output_dir, all_docs, len(notes)),
         "pseudonymized": {
             "from": str(input_dir), "key": key_source, "gold_avoided": [str(path) for path in gold_paths],
             "max_gold_docs": max_gold_docs, "gold_strings_avoided": len(real), "replaced": sum(per_label.values()),
             "propagated": counts["propagated"], "misaligned": counts["misaligned"],
             "keep_common": keep_common, "common_places": len(keep), "kept_common": counts["kept_common"],
-            "per_label": dict(Counter(per_label).most_common()),
+            "per_label": per_label,
             # The second pass: real identifying strings the annotator's spans did not cover.
-            "second_pass": {"replaced": sum(second_per_label.values()), "redacted": second["redacted"],
-                            "misaligned": second["misaligned"],
-                            "per_label": dict(Counter(second_per_label).most_common())},
+            "second_pass": {"replaced": sum(label_counts(second).values()), "redacted": second["redacted"],
+                            "misaligned": second["misaligned"], "per_label": label_counts(second)},
             "left": left_in_notes(notes, real),
             "seconds": round(time.perf_counter() - start, 2),
         },

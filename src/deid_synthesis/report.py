@@ -24,14 +24,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import srsly  # noqa: E402
 
 from clinical_deid.io import atomic_open, atomic_path  # noqa: E402
-from deid_synthesis.markdown import table as markdown_table  # noqa: E402
+from deid_synthesis.markdown import cell, formatted_table as table  # noqa: E402
+from deid_synthesis.privacy.membership import plot_roc  # noqa: E402
+from deid_synthesis.report_privacy import attack_counts, attacks_md, privacy_counts, privacy_md  # noqa: E402
 
 TARGET = 0.95  # synthetic / gold strict F1 the method aims for
 ANNOTATOR_MIN_F1 = 0.9  # below this, the annotator's own F1 on a label explains the loss
 UNDER_PRODUCED = 0.5  # synthetic entities per 1k words below this share of gold's: the generator's
 REQUIRED = {"gold_scores": "evaluate", "synthetic_scores": "evaluate-synthetic"}  # input: the step writing it
-PRIVACY_LABEL_KEYS = ("strings", "reproduced", "synthetic_docs", "identifying_strings",
-                      "identifying_reproduced", "identifying_synthetic_docs")
+
 
 
 class ReportError(Exception):
@@ -106,41 +107,6 @@ def losses(per_label: Dict, annotate: Optional[dict], top: int) -> List[dict]:
              "cause": cause(per_label[lab], corpus.get(lab) if annotate else None)} for lab in worst]
 
 
-def privacy_counts(privacy: dict) -> dict:
-    """The numbers of the privacy report, by a list of keys: its strings never leave it."""
-    def pick(row: dict, keys) -> dict:
-        return {k: row[k] for k in keys if isinstance(row.get(k), (int, float))}
-
-    phi = privacy["phi"]
-    return {"documents": pick(privacy, ("real_documents", "real_words", "synthetic_documents", "synthetic_words")),
-            "ngram": pick(privacy["ngram"], ("n", "real_ngrams", "synthetic_ngrams", "shared_ngrams", "recall",
-                                             "copy_rate")),
-            "phi": pick(phi, ("min_chars", "max_gold_docs", "skipped_short")),
-            "phi_per_label": {label: pick(row, PRIVACY_LABEL_KEYS)
-                              for label, row in [*phi["per_label"].items(), ("total", phi["total"])]},
-            "filter": pick(privacy["filter"], ("documents", "kept", "dropped", "dropped_phi", "dropped_shared_run",
-                                               "max_shared_ngram")),
-            # Every real split the run touched (privacy --dev): absent from older privacy files.
-            "splits": {split: {"documents": f.get("documents"), "recall": f["ngram"].get("recall"),
-                               **pick(f["phi"]["total"], PRIVACY_LABEL_KEYS)}
-                       for split, f in (privacy.get("splits") or {}).items()},
-            "prompt_phi": pick(privacy.get("prompt_phi") or {}, (
-                "prompts", "prompts_with_own_phi", "samples", "sample_openings_with_own_phi")),
-            # Record linkage: absent from older privacy files.
-            "linkage": privacy.get("linkage") and {
-                **pick(privacy["linkage"], ("notes", "linked_notes", "share", "max_strings_of_one_real_note")),
-                "label_pairs": pick(privacy["linkage"].get("label_pairs") or {}, privacy["linkage"].get("label_pairs") or ())}}
-
-
-def attack_counts(membership: Optional[dict], canaries: Optional[dict]) -> Dict:
-    """The figures of the attacks on the adapter (privacy-membership, privacy-canaries), by keys."""
-    return {"membership": membership and {k: membership.get(k) for k in (
-                "auc", "tpr_at_low_fpr", "low_fpr", "members", "non_members", "seconds", "attack")}
-            | {"loss_only_auc": (membership.get("loss_only") or {}).get("auc")},
-            "canaries": canaries and {"table": canaries.get("table"), "n_candidates": canaries.get("n_candidates"),
-                                      "reproduction": canaries.get("reproduction")}}
-
-
 def settings(data: Dict[str, Optional[dict]]) -> Dict[str, Optional[dict]]:
     """Every setting of each step, as its file records it (None: the step was not run)."""
     manifest, gen, ann = data["adapter_manifest"], data["generation_report"], data["annotate_report"]
@@ -196,18 +162,6 @@ def summarize(data: Dict[str, Optional[dict]], paths: Dict[str, Path], top: int 
     }
 
 
-def cell(x, fmt: str = "{:.3f}") -> str:
-    """A table cell: "-" for None, integers with thousands separators, floats by FMT."""
-    if x is None:
-        return "-"
-    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else fmt.format(x) if isinstance(x, float) else str(x)
-
-
-def table(header: List[str], rows: List[list]) -> str:
-    """A Markdown table of `cell`-formatted values."""
-    return markdown_table(header, [[cell(value) for value in row] for row in rows])
-
-
 def _barh(ax, labels: List[str], series: Dict[str, List[float]]) -> None:
     height = 0.8 / len(series)
     for i, (name, values) in enumerate(series.items()):
@@ -253,6 +207,10 @@ def plots(summary: Dict, out: Path) -> Dict[str, str]:
         ax.plot(*zip(*summary["loss_curve"]), linewidth=1)
         ax.set(xlabel="optimizer step", ylabel="training loss")
         save(fig, "adapter_loss.png")
+    membership = summary["attacks"]["membership"]
+    if membership and membership.get("roc"):
+        plot_roc(membership, out / "membership_roc.png")
+        made["membership_roc"] = "membership_roc.png"
     return made
 
 
@@ -309,70 +267,6 @@ def _corpus_md(s: Dict, images: Dict[str, str]) -> List[str]:
                  f"![entities per 1,000 words]({images['entities_per_1k']})\n"]
 
 
-def _privacy_md(p: Optional[Dict]) -> List[str]:
-    if not p:
-        return ["## Privacy\n", "Privacy report not found: the privacy step was not run.\n"]
-    ng, phi = p["ngram"], p["phi"]
-    return ["## Privacy (counts only)\n",
-            f"{ng['n']}-gram recall (share of the real text's {ng['real_ngrams']:,} distinct {ng['n']}-grams found in "
-            f"the synthetic text): **{ng['recall']:.4f}**; copy rate (share of the synthetic text's "
-            f"{ng['synthetic_ngrams']:,} distinct {ng['n']}-grams found in the real text): **{ng['copy_rate']:.4f}**.\n",
-            f"Gold PHI strings (≥ {phi.get('min_chars')} characters) found verbatim in the synthetic notes; "
-            f"identifying: annotated in ≤ {phi.get('max_gold_docs')} gold documents:\n",
-            table(["label", "strings", "reproduced", "synthetic docs", "identifying", "reproduced", "synthetic docs"],
-                  [[label, *(r.get(k) for k in PRIVACY_LABEL_KEYS)] for label, r in p["phi_per_label"].items()]),
-            *_privacy_splits_md(p),
-            "Filter (synthetic notes with an identifying PHI string or a long run shared with a real note):\n",
-            table(list(p["filter"]), [list(p["filter"].values())])]
-
-
-def _privacy_splits_md(p: Dict) -> List[str]:
-    """Figures against each real split and the prompts' own-note PHI (privacy --dev), if measured."""
-    md = []
-    if p.get("splits"):
-        md += ["Against every real split the run touched (train: the adaptation notes; dev: the notes the "
-               "prompts came from; identifying in dev and union: annotated in few documents of both):\n",
-               table(["split", "documents", "recall", "identifying", "reproduced", "synthetic docs"],
-                     [[split, r.get("documents"), cell(r.get("recall"), "{:.4f}"), r.get("identifying_strings"),
-                       r.get("identifying_reproduced"), r.get("identifying_synthetic_docs")]
-                      for split, r in p["splits"].items()])]
-    if p.get("prompt_phi"):
-        q = p["prompt_phi"]
-        md.append(f"Prompts holding a PHI string of their own dev note: **{q.get('prompts_with_own_phi')} of "
-                  f"{q.get('prompts')}**; samples whose opening words hold one: "
-                  f"**{q.get('sample_openings_with_own_phi')} of {q.get('samples')}**.\n")
-    return md
-
-
-def _attacks_md(s: Dict) -> List[str]:
-    """Record linkage, the pseudonymization's second pass, membership inference and canaries, if measured."""
-    md = []
-    linkage = (s["privacy"] or {}).get("linkage")
-    if linkage:
-        md.append(f"Record linkage: **{linkage.get('linked_notes')} of {linkage.get('notes')}** synthetic notes hold "
-                  f"two or more identifying PHI strings of one real note (label pairs: {linkage.get('label_pairs')}).\n")
-    pseudo = s.get("pseudonymized")
-    if pseudo and pseudo.get("second_pass"):
-        left = pseudo["left"]["occurrences"]
-        md.append(f"Pseudonymized: {pseudo['replaced']:,} annotated spans replaced ({pseudo.get('kept_common') or 0:,} "
-                  f"common places kept); second pass: {pseudo['second_pass']['replaced']:,} real identifying strings "
-                  f"the annotator missed replaced; left in the notes: **{left['verbatim']} verbatim**, "
-                  f"{left['near']} near-verbatim (case, accents, spacing), {left['partial']} partial names.\n")
-    membership = s["attacks"]["membership"]
-    if membership:
-        md.append(f"Membership inference on the adapter ({membership['attack']}; {membership['members']} adaptation "
-                  f"notes vs {membership['non_members']} dev notes): ROC AUC **{membership['auc']:.3f}**, TPR at "
-                  f"{membership['low_fpr']:.0%} FPR **{membership['tpr_at_low_fpr']:.3f}** (the loss alone: AUC "
-                  f"{cell(membership['loss_only_auc'])}).\n")
-    canaries = s["attacks"]["canaries"]
-    if canaries and canaries.get("table"):
-        md += [f"Canary exposure (bits; each record number ranked among {canaries['n_candidates']} random ones):\n",
-               table(["copies", "canaries", "mean exposure", "max", "ranked first", "fit", "extracted"],
-                     [[r["repeats"], r["canaries"], r["mean_exposure"], r["max_exposure"], r["ranked_first"],
-                       r["mean_exposure_fit"], r["extracted"]] for r in canaries["table"]])]
-    return md
-
-
 def _settings_md(s: Dict, images: Dict[str, str]) -> List[str]:
     md = ["## Settings\n"]
     for step, values in s["settings"].items():
@@ -401,7 +295,7 @@ def to_markdown(s: Dict, title: str, images: Dict[str, str]) -> str:
               for name, path in s["inputs"].items()]
     md = [f"# {title}\n", *_card_md(s.get("corpus_card")), "Every number below is read from these files, written by the project's steps:\n",
           "\n".join(inputs) + "\n", *_scores_md(s, images), *_losses_md(s), *_corpus_md(s, images),
-          *_privacy_md(s["privacy"]), *_attacks_md(s), *_settings_md(s, images)]
+          *privacy_md(s["privacy"]), *attacks_md(s, images), *_settings_md(s, images)]
     return "\n".join(md)
 
 

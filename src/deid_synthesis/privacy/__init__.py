@@ -8,9 +8,15 @@ Counts only (no text is printed or written unless `--show-strings`):
   with a real note (`filtering`);
 * the prompt check: prompts holding a PHI string of their own dev note, which must be 0
   (`prompts`);
-* all of them against every real split the run touched (`sources`, `report`).
+* all of them against every real split the run touched (`sources`, `report`);
+* record linkage: synthetic notes holding 2+ identifying strings of one real note (`linkage`);
+* the real identifying strings left in a text, located, for the second pass of
+  pseudonymize-synthetic and the release gate (`verbatim`);
+* membership inference on the adapter (`membership`) and canary exposure (`canaries`): these
+  load the generator (torch), so they are imported from their modules, not from here.
 
-The step's command line is `python -m scripts.privacy` (and `python -m scripts.privacy prompts`).
+The step's command line is `python -m scripts.privacy` (and `python -m scripts.privacy prompts`,
+`... membership`, `... canaries`); the release gate is `deid_synthesis.release`.
 """
 from deid_synthesis.privacy.filtering import filter_synthetic
 from deid_synthesis.privacy.ngrams import distinct_ngrams, ngram_hashes, ngram_recall, word_runs
