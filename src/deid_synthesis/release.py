@@ -225,7 +225,7 @@ def datasheet_data(inputs: ReleaseInputs, checks: List[Dict], failed: List[Dict]
                     "canaries": canaries.get("table"), "canary_reproduction": canaries.get("reproduction")},
         "sources": {"membership": str(inputs.membership) if inputs.membership else None,
                     "membership_sha256": sha256(inputs.membership) if membership else None,
-                    "canaries": str(inputs.canaries) if canaries else None},
+                    "canaries": str(inputs.canaries) if canaries else None, "canary_adapter": canaries.get("adapter")},
         "licences": licences, "limits": LIMITS,
     }
 
@@ -280,9 +280,10 @@ def datasheet_markdown(sheet: Dict) -> str:
               f"{privacy['texts_with_verbatim_identifying_phi']} texts (notes and chunks)",
               f"- 5-gram recall: {privacy['ngram_recall']:.4f}"]
     if privacy["canaries"]:
-        lines += ["", "Canary exposure by repetition count (bits):", "",
+        lines += ["", f"Canary exposure by repetition count (bits; adapter {sheet['sources']['canary_adapter']}, "
+                      "made-up records planted in its adaptation text):", "",
                   "| copies | canaries | mean exposure | max | ranked first | extracted |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['repeats']} | {r['canaries']} | {r['mean_exposure']} | {r['max_exposure']} | "
+        lines += [f"| {r['repeats']} | {r['canaries']} | {rounded(r['mean_exposure'])} | {rounded(r['max_exposure'])} | "
                   f"{r['ranked_first']} | {r['extracted']} |" for r in privacy["canaries"]]
     lines += ["", "## Licences", ""] + [f"- {what}: {licence}" for what, licence in sheet["licences"].items()]
     lines += ["", "## What these figures cannot show", "", sheet["limits"]]
