@@ -13,6 +13,11 @@ Membership inference on the adapter (deid_synthesis.privacy.membership; loads th
 
     python -m scripts.privacy membership training/x/adapter-run corpus/x/train.spacy corpus/x/dev.spacy \\
         --output metrics/x/membership-run.json --plot metrics/x/membership-run.png --max-notes 100
+
+Canary exposure of an adapter trained with `adapt --canaries N` (deid_synthesis.privacy.canaries):
+
+    python -m scripts.privacy canaries training/x/adapter-canary --samples synthetic/x/canary/samples.jsonl \\
+        --output metrics/x/canaries-canary.json --candidates 200
 """
 import sys
 from pathlib import Path
