@@ -33,7 +33,8 @@ class OpenAICompatibleModel:
 
     def __init__(self, base_url: str, model: str, endpoint: str = "chat", api_key_env: Optional[str] = "OPENAI_API_KEY",
                  timeout: float = 120.0, max_retries: int = 5, backoff: float = 1.0, max_concurrency: int = 4,
-                 temperature: float = 0.0, max_tokens: int = 512, extra_body: Optional[Dict[str, Any]] = None):
+                 temperature: float = 0.0, max_tokens: int = 512, extra_body: Optional[Dict[str, Any]] = None,
+                 context_length: Optional[int] = None):
         if endpoint not in ENDPOINTS:
             raise ValueError(f"deid.OpenAICompatible.v1: endpoint must be one of {sorted(ENDPOINTS)}, not {endpoint!r}")
         parsed = urlparse(base_url)
@@ -47,8 +48,14 @@ class OpenAICompatibleModel:
         self.max_concurrency = max_concurrency
         self.body = {"temperature": temperature, "max_tokens": max_tokens, **(extra_body or {})}
         self._api_key_env = api_key_env
+        self._context_length = context_length
         self.requests_sent = 0  # counted, for the resume test and the cost estimate
         self.usage: Dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
+
+    @property
+    def context_length(self) -> Optional[int]:
+        """The served model's context (tokens): spacy-llm then shards a long note's prompt to fit it."""
+        return self._context_length
 
     def _headers(self) -> Dict[str, str]:
         key = os.environ.get(self._api_key_env) if self._api_key_env else None
@@ -103,14 +110,17 @@ def make_openai_compatible(base_url: str, model: str, endpoint: str = "chat",
                            api_key_env: Optional[str] = "OPENAI_API_KEY", timeout: float = 120.0,
                            max_retries: int = 5, backoff: float = 1.0, max_concurrency: int = 4,
                            temperature: float = 0.0, max_tokens: int = 512,
-                           extra_body: Optional[Dict[str, Any]] = None) -> OpenAICompatibleModel:
+                           extra_body: Optional[Dict[str, Any]] = None,
+                           context_length: Optional[int] = None) -> OpenAICompatibleModel:
     """An OpenAI-compatible server at `base_url` (e.g. "http://localhost:8000/v1" for `vllm serve`).
 
     endpoint: "chat" (/chat/completions) or "completions". api_key_env: the environment variable
     holding the key (unset: no Authorization header). extra_body: more request fields (e.g. {"seed": 0}).
+    context_length: the served model's context in tokens (e.g. vLLM's --max-model-len), so that spacy-llm
+    shards long notes; None: not sharded (spacy-llm warns).
     """
     return OpenAICompatibleModel(base_url, model, endpoint, api_key_env, timeout, max_retries, backoff,
-                                 max_concurrency, temperature, max_tokens, extra_body)
+                                 max_concurrency, temperature, max_tokens, extra_body, context_length)
 
 
 def served_models(base_url: str, timeout: float = 10.0) -> List[str]:
