@@ -35,17 +35,18 @@ def distinctive_words(docs: Sequence[Doc], max_gold_docs: int, is_part_label: Ca
     their own: in the PHI strings of at most `max_gold_docs` documents and nowhere in the real
     text outside PHI ("Beltrán" of one patient's name; not "García", "Hospital" nor the
     "medicina" of an institution's name)."""
-    sources: Dict[str, Set[int]] = defaultdict(set)
+    sources: Dict[str, Set[str]] = defaultdict(set)  # chunks of one document count once, as in PhiIndex
     candidates: Set[str] = set()
     ordinary: Set[str] = set()
     for i, doc in enumerate(docs):
+        source = str(doc.user_data.get("source_id") or doc.user_data.get("id") or i)
         text, pos = doc.text, 0
         for ent in doc.ents:
             ordinary.update(fold(word) for word in FOLDED_WORD.findall(text[pos:ent.start_char]))
             pos = ent.end_char
             words = [fold(word) for word in FOLDED_WORD.findall(ent.text)]
             for word in words:
-                sources[word].add(i)
+                sources[word].add(source)
             if len(words) > 1 and is_part_label(ent.label_):
                 candidates.update(word for word in words if len(word) >= MIN_PART_CHARS)
         ordinary.update(fold(word) for word in FOLDED_WORD.findall(text[pos:]))
