@@ -53,7 +53,7 @@ from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.privacy.phi import normalise
 from deid_synthesis.privacy.sources import read_gold
 from deid_synthesis.privacy.verbatim import RealPhi
-from deid_synthesis.span_replacement import replace_spans, second_pass
+from deid_synthesis.span_replacement import CHUNK_JOINER, replace_spans, second_pass
 
 # Kinds whose common values (in many real notes) stay (`common_places`).
 PLACE_KINDS = ("country", "territory", "city")
@@ -101,7 +101,7 @@ def pseudonymize_doc(nlp: Language, transform: DeidTransform, doc: Doc,
     return new, counts
 
 
-def common_places(paths: Iterable[Path], min_docs: int, kind_of) -> Set[str]:
+def common_places(gold_splits: Iterable[List[Doc]], min_docs: int, kind_of) -> Set[str]:
     """The place names (kinds country, territory, city) annotated in at least `min_docs` real
     documents of the splits together ("España", "Madrid"): they identify no one, and replacing
     each with one keyed surrogate across the corpus ("España" -> one drawn country everywhere)
@@ -109,8 +109,8 @@ def common_places(paths: Iterable[Path], min_docs: int, kind_of) -> Set[str]:
     if min_docs <= 0:
         return set()
     sources: Dict[str, Set[str]] = defaultdict(set)
-    for path in paths:
-        for doc in read_gold(Path(path), Path(path).stem):
+    for docs in gold_splits:
+        for doc in docs:
             for ent in doc.ents:
                 if kind_of(ent.label_) in PLACE_KINDS:
                     sources[normalise(ent.text, False)].add(doc.user_data["source_id"])
@@ -126,7 +126,7 @@ def notes_from_chunks(docs: Iterable[Doc]) -> List[Dict]:
         source = str(doc.user_data.get("source_id", doc.user_data.get("id", len(chunks))))
         chunks[source].append((int(doc.user_data.get("chunk", 0)), doc.text))
         provenance.setdefault(source, doc.user_data.get("provenance") or {})
-    return [{"id": source, "text": " ".join(text for _, text in sorted(parts)), **provenance[source],
+    return [{"id": source, "text": CHUNK_JOINER.join(text for _, text in sorted(parts)), **provenance[source],
              "pseudonymized": True} for source, parts in chunks.items()]
 
 
@@ -217,13 +217,13 @@ def pseudonymize_corpus(nlp: Language, input_dir: Path, output_dir: Path, seed: 
     key_source = "given" if key is not None else "random for this run, not stored"
     key = key if key is not None else secrets.token_bytes(32)
     transform = corpus_transform(nlp.lang, seed, key=key)
-    real = RealPhi.from_files(gold_paths, max_gold_docs, lambda label: transform.kind(label) in PROPAGATED_PART_KINDS)
+    gold_splits = [read_gold(Path(path), Path(path).stem) for path in gold_paths]
+    real = RealPhi(gold_splits, max_gold_docs, lambda label: transform.kind(label) in PROPAGATED_PART_KINDS)
     transform = corpus_transform(nlp.lang, seed, real.strings, key)
-    # The second pass: a surrogate of the string's kind (a placeholder where the kind has none),
-    # then a placeholder for anything still found (a drawn value that completes a real one).
+    # Second pass: a surrogate of the string's kind, then a placeholder for anything still found.
     last_resort = DeidTransform("deid_transform", nlp.lang, mode="redact", rules_key="")
     start = time.perf_counter()
-    keep = common_places(gold_paths, keep_common, transform.kind)
+    keep = common_places(gold_splits, keep_common, transform.kind)
     written, counts = pseudonymize_parts(nlp, transform, input_dir, progress, keep)
     second = second_pass(nlp, (corpus_transform(nlp.lang, seed, real.strings, key, no_surrogate="redact"),
                                last_resort), written, real)

@@ -14,6 +14,7 @@ def privacy_counts(privacy: dict) -> dict:
         return {k: row[k] for k in keys if isinstance(row.get(k), (int, float))}
 
     phi = privacy["phi"]
+    pairs = (privacy.get("linkage") or {}).get("label_pairs") or {}  # "LABEL_A + LABEL_B" -> notes
     return {"documents": pick(privacy, ("real_documents", "real_words", "synthetic_documents", "synthetic_words")),
             "ngram": pick(privacy["ngram"], ("n", "real_ngrams", "synthetic_ngrams", "shared_ngrams", "recall",
                                              "copy_rate")),
@@ -31,7 +32,7 @@ def privacy_counts(privacy: dict) -> dict:
             # Record linkage: absent from older privacy files.
             "linkage": privacy.get("linkage") and {
                 **pick(privacy["linkage"], ("notes", "linked_notes", "share", "max_strings_of_one_real_note")),
-                "label_pairs": pick(privacy["linkage"].get("label_pairs") or {}, privacy["linkage"].get("label_pairs") or ())}}
+                "label_pairs": pick(pairs, pairs)}}
 
 
 def attack_counts(membership: Optional[dict], canaries: Optional[dict]) -> Dict:

@@ -20,6 +20,10 @@ from clinical_deid.transform import DeidTransform
 from deid_synthesis.privacy.verbatim import RealPhi
 
 
+# How a note's chunks are joined into the note as released (pseudonymize_corpus.notes_from_chunks).
+CHUNK_JOINER = " "
+
+
 def shifted(pos: int, records: Sequence[Dict], side: str) -> int:
     """Output offset of input offset `pos` of a transformed text (`records`: its deid_spans,
     sorted, not overlapping): a position inside a replaced span moves to that span's `side`
@@ -99,9 +103,9 @@ def cut_by_chunks(docs: Sequence[Doc], real: RealPhi) -> Dict[int, List[Tuple[in
     offsets, pos = [], 0
     for doc in docs:
         offsets.append(pos)
-        pos += len(doc.text) + 1  # joined with one space, as notes_from_chunks
+        pos += len(doc.text) + len(CHUNK_JOINER)
     pieces: Dict[int, List[Tuple[int, int, str]]] = defaultdict(list)
-    for start, end, label in real.find(" ".join(doc.text for doc in docs)):
+    for start, end, label in real.find(CHUNK_JOINER.join(doc.text for doc in docs)):
         first = bisect.bisect_right(offsets, start) - 1
         last = bisect.bisect_right(offsets, end - 1) - 1
         for i in range(first, last + 1) if last > first else ():

@@ -12,15 +12,13 @@ once is "Madrid"), and a distinctive word (4+ letters) of a multi-word name or i
 alone. Counts and labels leave this module; strings never do.
 """
 from collections import Counter, defaultdict
-from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Sequence, Set, Tuple
 
 from spacy.tokens import Doc
 
 from clinical_deid.folding import WORD as FOLDED_WORD
 from clinical_deid.folding import fold, folded_text
 from deid_synthesis.privacy.phi import PhiIndex, normalise
-from deid_synthesis.privacy.sources import read_gold
 
 # A word of a name shorter than this identifies no one on its own ("de", "Dr", "Ana").
 MIN_PART_CHARS = 4
@@ -80,12 +78,6 @@ class RealPhi:
         self._index = PhiIndex.of_strings(self.label_of)
         self._folded: Set[str] = {fold(string) for string in self.label_of} - common
         self._parts -= self._folded | common
-
-    @classmethod
-    def from_files(cls, paths: Iterable[Path], max_gold_docs: int = 1,
-                   is_part_label: Callable[[str], bool] = no_part_labels) -> "RealPhi":
-        """The index of real DocBins (train, dev); DataError names a file that cannot be read."""
-        return cls([read_gold(Path(path)) for path in paths], max_gold_docs, is_part_label)
 
     @property
     def strings(self) -> frozenset:
