@@ -8,7 +8,7 @@ whole KV cache every step (transformers expands the single key/value head to all
 heads, and `DynamicCache` concatenates). These replacements are what make the project's
 path measured faster than transformers' `generate` (bench-generation; see the README).
 """
-from typing import List
+from typing import Callable, List, Optional
 
 import torch
 
@@ -96,43 +96,110 @@ def make_cache(capacity: int):
 # --------------------------------------------------------------------------
 
 
-def nucleus_sample(logits: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+def nucleus_sample(logits: torch.Tensor, top_p: float, uniforms: torch.Tensor,
+                   rescore: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+                   error: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Indices drawn from the top-p nucleus of each row of `logits` (already divided by T).
 
     A token is in the nucleus when the probability mass of the tokens ranked above it is
     below p (transformers' rule). Sorting a 262k-token row per step is what makes top-p
-    slow, so each row sorts only its candidates: the tokens at or above a probability
-    floor, lowered until they hold p of the mass. Those are a top set holding p, so they
-    contain the whole nucleus: the result is exact, not an approximation. The nucleus of a
-    Gemma-3 step held a median of ~200 tokens (up to ~6,000) in our runs.
+    slow, so all rows at once keep only their candidates: the tokens at or above a
+    probability floor (1e-4 of the mass to start with). A row whose candidates hold p of
+    the mass has its whole nucleus among them, so the result is exact, not an
+    approximation; the floor is lowered (down to 0, the full row) for the rows where they
+    do not. The nucleus of a Gemma-3 step held a median of ~200 tokens (up to ~10,000).
+
+    With `rescore`, `logits` are approximate (a bfloat16 output layer) and within `error`
+    of the exact ones: the candidates get their exact logits from `rescore`, and a row is
+    accepted only when the candidates that stay above the floor by more than the error
+    hold p of the mass, so that no other token can belong to its nucleus. The nucleus
+    and its probabilities are then the exact ones, except that the mass outside the
+    candidates (the normaliser's tail) comes from the approximate logits.
 
     logits (torch.Tensor): (rows, vocabulary) logits, divided by the temperature.
     top_p (float): the nucleus mass.
     uniforms (torch.Tensor): one uniform draw in [0, 1) per row (each sample's own generator).
+    rescore (Optional[Callable]): (rows, columns) -> the exact logits of those rows and columns.
+    error (Optional[torch.Tensor]): per row, a bound on |exact - approximate logit|.
     RETURNS (torch.Tensor): one token index per row.
     """
-    probs = torch.softmax(logits.float(), dim=-1)
-    if probs.shape[-1] <= 32768:  # a restricted vocabulary: one batched top-k is cheaper
-        return _nucleus_by_topk(probs, top_p, uniforms)
-    floor = 1e-4
-    candidates = probs >= floor
-    picked = []
-    for row in range(probs.shape[0]):
-        p_row, mask, row_floor = probs[row], candidates[row], floor
-        while True:
-            index = mask.nonzero().squeeze(-1)
-            values = p_row[index]
-            if row_floor == 0.0 or float(values.sum()) >= top_p:
-                break
-            row_floor = row_floor / 16 if row_floor > 1e-12 else 0.0
-            mask = p_row >= row_floor
-        values, order = values.sort(descending=True)
-        mass = values.cumsum(0)
-        n_kept = max(1, int(((mass - values) < top_p).sum()))
-        kept = mass[:n_kept]
-        choice = int(torch.searchsorted(kept, uniforms[row] * kept[-1]).clamp(max=n_kept - 1))
-        picked.append(index[order[choice]])
-    return torch.stack(picked)
+    n_rows, vocab = logits.shape
+    if rescore is None and vocab <= 32768:  # a restricted vocabulary: one batched top-k is cheaper
+        return _nucleus_by_topk(torch.softmax(logits.float(), dim=-1), top_p, uniforms)
+    picked = torch.empty(n_rows, dtype=torch.long, device=logits.device)
+
+    def take(rows, probs, columns, k):
+        picked[rows] = columns[_draw(probs, top_p, uniforms[rows], k)]
+
+    _nucleus_rows(logits, top_p, take, rescore, error)
+    return picked
+
+
+def nucleus_probs(logits: torch.Tensor, top_p: float, rescore=None, error=None) -> torch.Tensor:
+    """The nucleus distributions `nucleus_sample` draws from, dense (rows, vocabulary): for tests."""
+    result = torch.zeros(logits.shape, dtype=torch.float64)
+
+    def take(rows, probs, columns, k):
+        values, order = _top(probs, k)
+        keep = (values.cumsum(-1) - values) < top_p
+        keep[:, 0] = True
+        values = torch.where(keep, values, torch.zeros_like(values)).double()
+        result[rows.unsqueeze(-1), columns[order]] = values / values.sum(-1, keepdim=True)
+
+    _nucleus_rows(logits, top_p, take, rescore, error)
+    return result
+
+
+def _nucleus_rows(logits, top_p, take, rescore=None, error=None) -> None:
+    """Find each row's nucleus among its candidates; TAKE(rows, probs, columns, k) gets the rows done."""
+    n_rows = logits.shape[0]
+    top = logits.max(dim=-1, keepdim=True).values.float()
+    weights = (logits.float() - top).exp_()  # exp(logit - row max): unnormalised probabilities
+    totals = weights.sum(-1)
+    slack = torch.ones(n_rows) if error is None else error.float().exp()
+    pending, floor = torch.arange(n_rows, device=logits.device), 1e-4
+    while pending.numel():
+        rows_w = weights if pending.numel() == n_rows else weights[pending]
+        total = totals[pending]
+        pairs = (rows_w >= (floor * total).unsqueeze(-1)).nonzero()  # (row, column) of each candidate
+        columns = pairs[:, 1].unique()  # the union of the rows' candidates
+        counts = torch.bincount(pairs[:, 0], minlength=len(pending))
+        approx = rows_w[:, columns]
+        if rescore is None:
+            exact, norm = approx, total
+        else:
+            exact = (rescore(pending, columns).float() - top[pending]).exp_()
+            norm = total - approx.sum(-1) + exact.sum(-1)  # exact candidates, approximate tail
+        probs = exact / norm.unsqueeze(-1)
+        # Tokens outside the candidates are below floor * total * slack / norm (exact probability).
+        sure = probs >= (floor * total * slack[pending] / norm).unsqueeze(-1)
+        done = ((probs * sure).sum(-1) >= top_p) | (floor == 0.0)
+        if done.any():
+            k = int(counts[done].max())  # a row's nucleus lies within its own candidates
+            take(pending[done], probs[done], columns, k)
+        pending = pending[~done]
+        floor = floor / 16 if floor > 1e-12 else 0.0
+
+
+def _top(probs: torch.Tensor, k: int):
+    """The k largest values of each row and their columns, descending (a sort: torch's topk is slow for large k)."""
+    k = max(1, min(k, probs.shape[-1]))
+    if k <= 64:
+        return probs.topk(k, dim=-1)
+    values, order = probs.sort(dim=-1, descending=True)
+    return values[:, :k], order[:, :k]
+
+
+def _draw(probs: torch.Tensor, top_p: float, uniforms: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row, the column drawn from the nucleus held by the row's k most probable columns."""
+    values, order = _top(probs, k)
+    mass = values.cumsum(-1)
+    keep = (mass - values) < top_p
+    keep[:, 0] = True
+    kept = torch.where(keep, values, torch.zeros_like(values)).cumsum(-1)
+    choice = torch.searchsorted(kept, (uniforms * kept[:, -1]).unsqueeze(-1)).squeeze(-1)
+    choice = torch.minimum(choice, keep.sum(-1) - 1)
+    return order.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
 
 
 def _nucleus_by_topk(probs: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,11 @@ merged, against this path, same prompts and settings; the README has the figures
 * nucleus sampling without a full sort, decoding attention without copying the cache, and
   a KV cache preallocated for the whole generation (`decoding`);
 * the adapter merged into the weights (`causal_lm`);
+* optional, same distribution: `head_dtype="bfloat16"` computes the 262k-row output layer
+  from a bfloat16 copy of its weight (AMX on recent Intel CPUs, about 2.5x faster than
+  float32), then gives the nucleus candidates their exact float32 logits again
+  (`decoding.nucleus_sample`, with a proven bound on the bfloat16 error), so the nucleus
+  and its probabilities stay those of the float32 model;
 * optional, and it changes the sampling distribution: `token_ids` restricts the output
   layer to the token ids that occur in the adaptation corpus (written by `adapt` as
   `token_ids.json`); the model then samples from its distribution renormalised over those
@@ -39,10 +44,13 @@ class BatchedSampler:
     top_p (float): nucleus mass; temperature (float): divides the logits.
     max_new_tokens (int): most tokens per sample; batch_size (int): prompts decoded together.
     token_ids (Optional[Sequence[int]]): a restricted output layer (see the module docstring).
+    head_dtype (str): "float32", or "bfloat16" for the faster output layer with exact rescoring
+        of the nucleus candidates (same distribution; see the module docstring). With a
+        bfloat16 model it changes nothing.
     """
 
     def __init__(self, model, tokenizer, *, top_p: float = 0.95, temperature: float = 1.0, max_new_tokens: int = 256,
-                 batch_size: int = 32, token_ids: Optional[Sequence[int]] = None):
+                 batch_size: int = 32, token_ids: Optional[Sequence[int]] = None, head_dtype: str = "float32"):
         if not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], not {top_p}")
         if temperature <= 0:
@@ -64,6 +72,12 @@ class BatchedSampler:
             self.head_weight = self.head_weight[self.token_ids].contiguous()
             if self.head_bias is not None:
                 self.head_bias = self.head_bias[self.token_ids]
+        if head_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"head_dtype must be float32 or bfloat16, not {head_dtype}")
+        self.head_fast, self.head_norm = None, 0.0
+        if head_dtype == "bfloat16" and self.head_weight.dtype == torch.float32:
+            self.head_fast = self.head_weight.to(torch.bfloat16)  # a copy: ~340 MB for Gemma-3's 262k rows
+            self.head_norm = float(self.head_weight.norm(dim=-1).max())
         self.use_grouped_attention = model.config._attn_implementation in ("sdpa", ATTENTION)
         if self.use_grouped_attention:
             register_attention()
@@ -92,13 +106,52 @@ class BatchedSampler:
             return mask
         return masks
 
-    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = hidden @ self.head_weight.T
+    def _logits(self, hidden: torch.Tensor, columns: Optional[torch.Tensor] = None, fast: bool = False):
+        """Logits divided by the temperature: all rows of the output layer, or COLUMNS; FAST: the bfloat16 copy."""
+        if fast:  # the hidden state as two bfloat16 halves, one matmul: its rounding is not shared by all rows
+            high = hidden.to(torch.bfloat16)
+            both = torch.cat([high, (hidden - high.float()).to(torch.bfloat16)]) @ self.head_fast.T
+            logits = both[: len(hidden)].float() + both[len(hidden):]
+        else:
+            weight = self.head_weight if columns is None else self.head_weight[columns]
+            logits = hidden @ weight.T
         if self.head_bias is not None:
-            logits = logits + self.head_bias
+            logits = logits + (self.head_bias if columns is None else self.head_bias[columns])
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits
+        return logits / self.temperature if self.temperature != 1.0 else logits
+
+    def _fast_error(self, hidden: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Per row, a bound on |fast logit - float32 logit| (divided by the temperature).
+
+        The hidden state h is split exactly enough (two bfloat16 halves, 2^-18 |h| left
+        over); rounding the weight to bfloat16 (8 significant bits) moves each product by at
+        most 2^-9 |h_i w_i|, so a logit by at most 2^-9 |h| |w| (Cauchy-Schwarz, |w| the
+        largest row norm). Products are summed in float32, and each half's sums rounded to
+        bfloat16 (2^-9 of the largest |logit|, itself at most |h| |w|). Bias, softcap
+        (1-Lipschitz) and temperature keep it a bound; 2% on top covers the float32 sums.
+        Why split h: its rounding error would shift the logits of all tokens alike, and the
+        tail of the normaliser (approximate logits) with them; the weight's errors are
+        independent from row to row and average out there.
+        """
+        products = hidden.float().norm(dim=-1) * self.head_norm
+        largest = products
+        if self.head_bias is None and not self.softcap:  # the logits themselves: a tighter bound
+            low, high = logits.aminmax(dim=-1)
+            largest = torch.maximum(low.abs(), high.abs()).float() * self.temperature
+        return (products + largest) * 2.0 ** -9 * 1.02 / self.temperature
+
+    def _nucleus_inputs(self, hidden: torch.Tensor):
+        """(logits, rescore, error) for `decoding.nucleus_sample` / `nucleus_probs`: exact, or bfloat16 + rescoring."""
+        if self.head_fast is None:
+            return self._logits(hidden), None, None
+        approx = self._logits(hidden, fast=True)
+        return approx, lambda rows, cols: self._logits(hidden[rows], cols), self._fast_error(hidden, approx)
+
+    def _sample(self, hidden: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+        """One token per row of HIDDEN (last hidden states), from the nucleus of the full output layer."""
+        logits, rescore, error = self._nucleus_inputs(hidden)
+        return nucleus_sample(logits, self.top_p, uniforms, rescore, error)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> List[Dict[str, Any]]:
         """One sample per prompt: {"text", "continuation", "token_ids", "n_tokens", "finished"}.
@@ -152,9 +205,8 @@ class BatchedSampler:
         finished = [False] * len(prompts)
         eos = torch.tensor(self.eos_ids, device=device)
         for step in range(self.max_new_tokens):
-            logits = self._logits(hidden) / self.temperature
             uniforms = torch.stack([torch.rand((), generator=generators[i]) for i in active]).to(device)
-            picked = nucleus_sample(logits, self.top_p, uniforms)
+            picked = self._sample(hidden, uniforms)
             if self.token_ids is not None:
                 picked = self.token_ids.to(device)[picked]
             done = torch.isin(picked, eos)
