@@ -36,7 +36,7 @@ def main(
         msg.fail(f"Data file not found: {data_path}", "Pass a DocBin (.spacy) file.", exits=1)
     nlp = load_pipeline(model, code, gpu_id)
     try:
-        scores = evaluate(nlp, Path(data_path), batch_size=batch_size, brat_folder=brat)
+        scores = evaluate(nlp, Path(data_path), batch_size=batch_size, brat_folder=brat, progress=True)
     except ValueError as err:
         msg.fail(str(err), exits=1)
     msg.divider(f"Scores of {model} on {data_path}")

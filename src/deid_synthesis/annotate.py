@@ -45,6 +45,15 @@ from clinical_deid.io import read_docbin, read_jsonl, write_docbin
 from clinical_deid.tokenizer import count_words
 from deid_synthesis.corpus.docs import split_doc
 from deid_synthesis.corpus.records import CorpusError
+from deid_synthesis.llm_annotation.stats import llm_stats, per_1000
+
+
+def llm_report(nlp: Language, n_notes: int) -> Optional[Dict]:
+    """An LLM annotator's requests, tokens (also per 1,000 notes) and span counts; None for an NER model."""
+    stats = llm_stats(nlp)
+    if stats is not None:
+        stats["usage_per_1000_notes"] = per_1000(stats, n_notes)
+    return stats
 
 
 def read_synthetic(path: Path) -> Iterator[Tuple[str, dict]]:
@@ -208,4 +217,5 @@ def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int 
         "words_per_second": round(counts["words"] / seconds) if seconds > 0 else None,
         "synthetic": synthetic, "gold": gold,
         "per_label": compare_labels(synthetic, gold, known),
+        "llm": llm_report(nlp, notes["documents"]),
     }

@@ -22,9 +22,11 @@ from typing import Any, Dict, Optional, Sequence
 
 from spacy.language import Language
 from spacy.tokens import Doc
+from tqdm import tqdm
 
 from clinical_deid.io import read_docbin, write_text
 from clinical_deid.scoring import score_docs
+from deid_synthesis.llm_annotation.stats import llm_stats
 from deid_synthesis.markdown import table
 
 KEYS = """JSON keys written by scripts/evaluate.py
@@ -66,7 +68,7 @@ tokens_per_second  spaCy tokens per second of nlp.pipe (spacy evaluate's "words/
 
 
 def evaluate(nlp: Language, docbin_path: Path, batch_size: int = 64,
-             brat_folder: Optional[Path] = None) -> Dict[str, Any]:
+             brat_folder: Optional[Path] = None, progress: bool = False) -> Dict[str, Any]:
     """Run NLP over the texts of a DocBin and score the predictions against it.
 
     Each gold doc's text is tokenised afresh with `nlp.make_doc`, as spaCy's Corpus reader
@@ -74,17 +76,22 @@ def evaluate(nlp: Language, docbin_path: Path, batch_size: int = 64,
     nlp (Language): the pipeline. docbin_path (Path): the gold DocBin.
     batch_size (int): documents per nlp.pipe batch.
     brat_folder (Optional[Path]): also write gold and predictions there by `write_meddocan_brat`.
+    progress (bool): show a progress bar (an LLM annotator takes seconds per document).
     RETURNS (Dict[str, Any]): clinical_deid.scoring's scores and tokens_per_second.
     Raises clinical_deid.io.DataError (a ValueError) naming a DocBin that can't be read.
     """
     gold_docs = read_docbin(docbin_path, nlp.vocab)
     inputs = [nlp.make_doc(gold.text) for gold in gold_docs]
     start = time.perf_counter()
-    pred_docs = list(nlp.pipe(inputs, batch_size=batch_size))
+    pred_docs = list(tqdm(nlp.pipe(inputs, batch_size=batch_size), total=len(inputs), desc="evaluate", unit="doc",
+                          disable=not progress))
     seconds = time.perf_counter() - start
     scores = score_docs(gold_docs, pred_docs)
     n_tokens = sum(len(doc) for doc in pred_docs)
     scores["tokens_per_second"] = n_tokens / seconds if seconds > 0 else 0.0
+    stats = llm_stats(nlp)
+    if stats is not None:  # an LLM annotator: what it asked and spent, for the cost of a served run
+        scores["llm"] = {**stats, "seconds": round(seconds, 1), "documents": len(inputs)}
     if brat_folder is not None:
         write_meddocan_brat(gold_docs, pred_docs, brat_folder)
     return scores

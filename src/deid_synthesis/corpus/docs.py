@@ -43,7 +43,7 @@ def record_to_doc(
                 "token boundaries (choose --misaligned split/expand/contract/skip)"
             )
     if misfits and misaligned == "split":
-        doc = _split_at(doc, {edge for s in misfits for edge in (s.start, s.end)})
+        doc = split_at(doc, {edge for s in misfits for edge in (s.start, s.end)})
     mode = misaligned if misaligned in ("expand", "contract") else "strict"
     ents: List[Span] = []
     for s in record.spans:
@@ -68,7 +68,7 @@ def record_to_doc(
     return doc
 
 
-def _split_at(doc: Doc, edges: set) -> Doc:
+def split_at(doc: Doc, edges: set) -> Doc:
     """Split every token that has a character edge strictly inside it."""
     with doc.retokenize() as retokenizer:
         for token in doc:

