@@ -7,7 +7,9 @@ or a hub name, with an optional LoRA adapter. A prompt goes through the tokenize
 template when it has one (as a user turn), as plain text when not. Decoding is greedy, so an
 annotation is reproducible; in batches whose prompts reuse the KV cache of the part they share
 (the instructions and examples: most of a few-shot prompt, read once per run), each prompt's
-own rest left-padded after it; an answer ends at a blank line or a new "Paragraph:". Token counts are summed in `usage`, as the
+own rest left-padded after it; decoding attention reads the grouped key/value heads in place
+(`generation.decoding`, as the generator does) rather than copying the cache at every step;
+an answer ends at a blank line or a new "Paragraph:". Token counts are summed in `usage`, as the
 server model does, for the cost estimate of the same run on a served model.
 """
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -175,6 +177,10 @@ def make_local_chat_lm(base_model: str = DEFAULT_ANNOTATOR_MODEL, adapter: Optio
 
     if threads:
         torch.set_num_threads(threads)
-    model, tokenizer = load_causal_lm(base_model, adapter, cache_dir=cache_dir, dtype=dtype)
+    from deid_synthesis.generation.decoding import ATTENTION, register_attention
+
+    register_attention()  # decoding attention that does not copy the KV cache per step (3x here)
+    model, tokenizer = load_causal_lm(base_model, adapter, cache_dir=cache_dir, dtype=dtype,
+                                      attn_implementation=ATTENTION)
     return LocalChatModel(model, tokenizer, max_new_tokens=max_new_tokens, batch_size=batch_size,
                           context_length=context_length, chat_template=chat_template, stop_strings=stop_strings)
