@@ -55,8 +55,8 @@ def make_causal_lm(
 ) -> CausalLMModel:
     """A causal LM (hub name, local folder or packaged name) with an optional LoRA adapter.
 
-    backend: "hf" (transformers, CPU or GPU), "vllm" (needs vllm and CUDA), or "auto"
-    (vllm when both are there). dtype: float32, or bfloat16 (about 1.7x faster on CPUs with
+    backend: "hf" (transformers, CPU or GPU), "vllm" (vLLM's CUDA build, or its CPU build in an
+    environment of its own: `.venv-vllm`, see `bench-vllm`), or "auto" (vllm when it is there). dtype: float32, or bfloat16 (about 1.7x faster on CPUs with
     AMX/AVX512-BF16, slightly different numbers; dynamic int8 quantisation was slower than
     float32 here, so it is not offered). vocabulary: a token_ids.json (or .spacy corpus) to restrict
     the output layer to (changes the distribution, see `sampler`). threads:
