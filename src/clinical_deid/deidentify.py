@@ -1,7 +1,8 @@
 """De-identify clinical notes with a pipeline: the production command.
 
     python -m clinical_deid.deidentify MODEL INPUT OUTPUT [--text-field text] [--id-field id]
-        [--spans-output spans.jsonl] [--batch-size 64] [--n-process 1]
+        [--spans-output spans.jsonl] [--batch-size 64] [--n-process 1] [--block-size 256] [--threads 0]
+        [--engine local|ray] [--ray-address ray://head:10001]
         [--mode redact|mask|pseudonymize] [--no-rules] [--seed 0] [--no-resume]
         [--key-file KEY [--create-key] | --insecure-demo-key] [--patient-id-field patient]
         [--max-chars 100000] [--max-doc-chars 10000000]
@@ -28,6 +29,11 @@ given (surrogates anyone with the pipeline can re-draw). Notes longer than ``--m
 are cut at line breaks or spaces and de-identified piece by piece (outputs and offsets are
 joined back exactly); notes longer than ``--max-doc-chars`` are reported, not processed.
 Messages name files, ids, offsets and exception types, never the text of a note.
+
+`--n-process N` runs N workers, each loading the pipeline once and de-identifying blocks of
+documents; `--engine ray` makes them Ray actors, on a local instance or the cluster of
+`--ray-address` / RAY_ADDRESS (`pip install 'clinical-deid[ray]'`). The outputs are the same
+as with one process, byte for byte: this process still reads and writes, in input order.
 
 Installed as the console script ``clinical-deid`` (and ``python -m clinical_deid``); a model
 wheel needs no code of its own: ``clinical-deid es_deid_synth INPUT OUTPUT``.

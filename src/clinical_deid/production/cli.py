@@ -17,7 +17,7 @@ from spacy.util import import_file
 from wasabi import Printer
 
 from .keys import create_key_file, read_key
-from .options import KEY_ENV, MAX_CHARS, MAX_DOC_CHARS, MODES, RunOptions
+from .options import BLOCK_SIZE, KEY_ENV, MAX_CHARS, MAX_DOC_CHARS, MODES, RunOptions
 from .run import run
 
 
@@ -29,7 +29,11 @@ def main(
     id_field: Annotated[str, typer.Option(help="JSONL: field with the document id (else the line number)")] = "id",
     spans_output: Annotated[Optional[str], typer.Option(help="Also write the replaced spans (JSONL, offsets in input and output)")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per batch (nlp.pipe)")] = 64,
-    n_process: Annotated[int, typer.Option(min=1, help="Processes (nlp.pipe)")] = 1,
+    n_process: Annotated[int, typer.Option(min=1, help="Worker processes (local), or Ray actors with --engine ray")] = 1,
+    engine: Annotated[str, typer.Option(help="local (this machine's processes) or ray (Ray actors: a local instance, or the cluster of --ray-address / RAY_ADDRESS)")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (ray://head:10001, auto); default: RAY_ADDRESS, else a local instance")] = None,
+    block_size: Annotated[int, typer.Option(min=1, help="Documents per block handed to a worker")] = BLOCK_SIZE,
+    threads: Annotated[int, typer.Option(min=0, help="BLAS / torch threads per worker (0: the cores shared out; Ray: CPUs per actor, 0: 1)")] = 0,
     mode: Annotated[Optional[str], typer.Option(help="redact, mask or pseudonymize (default: the pipeline's, else pseudonymize)")] = None,
     rules: Annotated[bool, typer.Option(help="Add the structured-PHI rules when the pipeline has no deid components")] = True,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the surrogates (default: the pipeline's)")] = None,
@@ -68,7 +72,8 @@ def main(
             input_path, output_path, text_field=text_field, id_field=id_field,  # type: ignore[arg-type]
             spans_output=spans_output, batch_size=batch_size, n_process=n_process, mode=mode, rules=rules,
             seed=seed, resume=resume, stdin_format=stdin_format, key=key, insecure_demo_key=insecure_demo_key,
-            patient_id_field=patient_id_field, max_chars=max_chars, max_doc_chars=max_doc_chars, label_map=label_map)
+            patient_id_field=patient_id_field, max_chars=max_chars, max_doc_chars=max_doc_chars, label_map=label_map,
+            engine=engine, ray_address=ray_address, block_size=block_size, threads=threads)
         summary = run(model, options)
     except ValueError as err:  # DeidError and the like: messages that name paths, never text
         fail(msg, str(err))

@@ -22,6 +22,8 @@ KEY_ENV = "DEID_SURROGATE_KEY"
 MAX_CHARS = 100_000
 MAX_DOC_CHARS = 10_000_000
 STDIN_FORMATS = ("jsonl", "text")
+ENGINES = ("local", "ray")
+BLOCK_SIZE = 256  # documents per block handed to a worker (local processes or Ray actors)
 MODES = ("redact", "mask", "pseudonymize")
 
 
@@ -57,6 +59,10 @@ class RunOptions:
     max_chars: int = MAX_CHARS
     max_doc_chars: int = MAX_DOC_CHARS
     label_map: Union[str, Dict[str, str], None] = None
+    engine: str = "local"
+    ray_address: Optional[str] = None
+    block_size: int = BLOCK_SIZE
+    threads: int = 0
     stdin: Optional[BinaryIO] = field(default=None, repr=False)
     stdout: Optional[BinaryIO] = field(default=None, repr=False)
 
@@ -82,6 +88,11 @@ class RunOptions:
         (or into) the input or each other."""
         if self.stdin_format not in STDIN_FORMATS:
             raise DeidError(f"unknown --stdin-format {self.stdin_format!r}: choose {' or '.join(STDIN_FORMATS)}")
+        if self.engine not in ENGINES:
+            raise DeidError(f"unknown --engine {self.engine!r}: choose {' or '.join(ENGINES)}")
+        if self.n_process < 1 or self.block_size < 1 or self.threads < 0:
+            raise DeidError(f"--n-process ({self.n_process}) and --block-size ({self.block_size}) must be positive, "
+                            f"--threads ({self.threads}) not negative")
         if self.max_chars < 1 or self.max_doc_chars < 1:
             raise DeidError(f"--max-chars ({self.max_chars}) and --max-doc-chars ({self.max_doc_chars}) must be positive")
         check_paths(self.input_path, self.output_path, self.spans_output)

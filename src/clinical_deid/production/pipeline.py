@@ -2,7 +2,7 @@
 report a failing document instead of stopping."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 from pathlib import Path
 
 import spacy
@@ -10,6 +10,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .errors import DeidError
+
+if TYPE_CHECKING:
+    from .options import RunOptions
 
 
 def ensure_registered() -> None:
@@ -62,6 +65,28 @@ def load_pipeline(model: Union[str, Path, Language]) -> Language:
                         f"by that name ({type(err).__name__})") from None
     except Exception as err:  # a broken config or weights: the path and the type say where to look
         raise DeidError(f"cannot load the pipeline {model}: {type(err).__name__}") from None
+
+
+def ready_pipeline(model: Union[str, Path, Language], options: "RunOptions") -> Tuple[Language, "ErrorLog"]:
+    """The pipeline as a run uses it: loaded, deid components added, label map, key, length
+    limit, and an error log as its components' error handler. A run's process and each of its
+    workers call this, so that all of them de-identify alike.
+
+    model (Union[str, Path, Language]): as load_pipeline.
+    options (RunOptions): the run's options (checked).
+    RETURNS (Tuple[Language, ErrorLog]): the pipeline and its error log.
+    """
+    from ..label_map import apply_label_map
+    from .keys import use_key
+
+    nlp = load_pipeline(model)
+    prepare_pipeline(nlp, mode=options.mode, rules=options.rules, seed=options.seed)
+    apply_label_map(nlp, options.label_map)  # type: ignore[arg-type]  (check read it)
+    use_key(nlp, options.key, options.insecure_demo_key)
+    nlp.max_length = max(nlp.max_length, options.max_chars + 1)
+    errors = ErrorLog()
+    set_error_handler(nlp, errors)
+    return nlp, errors
 
 
 def make_doc(nlp: Language, text: str, group: Optional[str] = None) -> Doc:

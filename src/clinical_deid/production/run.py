@@ -1,38 +1,35 @@
 """A run of the production command: source → pipeline → sink, resumed where the last one stopped.
 
 `deidentify_main` is what tests and other steps call; the CLI builds `RunOptions` and calls
-`run`. Documents go through `nlp.pipe` in chunks (memory zones); a document that fails is
-reported by id and the run goes on; one longer than `--max-chars` goes through `pieces`.
+`run`. The documents go through the pipeline in this process (`documents.PipelineRun`) or in
+worker processes, local or Ray actors (`workers`), and their outcomes come back here, to the
+sink, in input order: the outputs, resume and failure reports are the same either way.
 """
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sys
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any, ContextManager, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, Optional, Union
 
 from spacy.language import Language
-from spacy.tokens import Doc
-from spacy.util import raise_error
-from tqdm import tqdm
 from wasabi import Printer
 
-from ..label_map import apply_label_map, report_label_kinds
+from ..label_map import report_label_kinds
 from ..rule_labels import report_rule_labels
+from .documents import PipelineRun
 from .errors import DeidError
-from .keys import use_key
 from .locks import OutputLock
-from .options import CHUNK_SIZE, RunOptions
+from .options import RunOptions
 from .pieces import PieceError, deidentify_long
-from .pipeline import ErrorLog, load_pipeline, make_doc, prepare_pipeline, set_error_handler
+from .pipeline import ErrorLog, ready_pipeline
 from .resume import folder_done, resume_point
 from .sinks import FolderSink, JsonlSink, Sink, open_output, write_text_output
 from .sources import (Item, count_documents, decode_problem, list_folder, read_folder, read_jsonl_items,
                       text_problem, too_large)
 from .summary import finish_summary, new_summary, print_summary
+from .workers import pooled_run
 
 
 def deidentify_main(model: Union[str, Path, Language], input_path: Union[str, Path], output_path: Union[str, Path],
@@ -54,13 +51,7 @@ def deidentify_main(model: Union[str, Path, Language], input_path: Union[str, Pa
 def run(model: Union[str, Path, Language], options: RunOptions) -> Dict[str, Any]:
     """Check the options, prepare the pipeline, lock the outputs, run; the summary (see deidentify_main)."""
     options.check()
-    nlp = load_pipeline(model)
-    prepare_pipeline(nlp, mode=options.mode, rules=options.rules, seed=options.seed)
-    apply_label_map(nlp, options.label_map)  # type: ignore[arg-type]  (check read it)
-    use_key(nlp, options.key, options.insecure_demo_key)
-    nlp.max_length = max(nlp.max_length, options.max_chars + 1)
-    errors = ErrorLog()
-    set_error_handler(nlp, errors)
+    nlp, errors = ready_pipeline(model, options)
     msg = Printer(no_print=options.silent)
     with messages_stream(options):
         report_label_kinds(nlp, msg)
@@ -71,10 +62,17 @@ def run(model: Union[str, Path, Language], options: RunOptions) -> Dict[str, Any
             print_summary(msg, summary, options.output_path)
         return summary
     folder = options.folder_input()
+
+    def runner(sink: Sink) -> Callable[[Iterator[Item], Optional[int]], Dict[str, Any]]:
+        """What takes the documents to the sink: this process, or workers (local processes or Ray actors)."""
+        if options.engine == "local" and options.n_process == 1:
+            return PipelineRun(nlp, errors, sink, options)
+        return pooled_run(model, nlp, sink, options)
+
     output, spans_path = Path(options.output_path), options.spans_path
     locked_files = [path for path in ([] if options.to_stdout or folder else [output]) + [spans_path] if path]
     with OutputLock(files=locked_files, folders=[output] if folder else []), messages_stream(options):
-        summary = (run_folder if folder else run_jsonl)(nlp, errors, options, msg)
+        summary = (run_folder if folder else run_jsonl)(runner, options, msg)
         print_summary(msg, summary, options.output_path)
     return summary
 
@@ -84,7 +82,7 @@ def messages_stream(options: RunOptions) -> ContextManager:
     return contextlib.redirect_stdout(sys.stderr) if options.to_stdout else contextlib.nullcontext()
 
 
-def run_folder(nlp: Language, errors: ErrorLog, options: RunOptions, msg: Printer) -> Dict[str, Any]:
+def run_folder(runner: Callable, options: RunOptions, msg: Printer) -> Dict[str, Any]:
     """A folder of .txt files into a folder, the outputs an earlier run finished skipped."""
     source, out_dir, spans_path = Path(options.input_path), Path(options.output_path), options.spans_path
     if out_dir.exists() and not out_dir.is_dir():
@@ -99,10 +97,10 @@ def run_folder(nlp: Language, errors: ErrorLog, options: RunOptions, msg: Printe
                       options.silent)
     for item in broken:
         sink.fail(item, item.error)  # type: ignore[arg-type]
-    return PipelineRun(nlp, errors, sink, options)(read_folder(source, todo, options.encoding), len(todo))
+    return runner(sink)(read_folder(source, todo, options.encoding), len(todo))
 
 
-def run_jsonl(nlp: Language, errors: ErrorLog, options: RunOptions, msg: Printer) -> Dict[str, Any]:
+def run_jsonl(runner: Callable, options: RunOptions, msg: Printer) -> Dict[str, Any]:
     """JSONL (a file or stdin) into JSONL: one output line per input line, resumable by counting."""
     source = None if options.from_stdin else Path(options.input_path)
     out_path = None if options.to_stdout else Path(options.output_path)
@@ -123,7 +121,7 @@ def run_jsonl(nlp: Language, errors: ErrorLog, options: RunOptions, msg: Printer
                          options.text_field, options.id_field, options.silent, close_out=out_path is not None)
         items = read_jsonl_items(lines, options.text_field, options.id_field, skip, options.encoding,
                                  options.patient_id_field)
-        return PipelineRun(nlp, errors, sink, options)(items, total)
+        return runner(sink)(items, total)
 
 
 def run_one_text(nlp: Language, options: RunOptions) -> Dict[str, Any]:
@@ -149,116 +147,3 @@ def run_one_text(nlp: Language, options: RunOptions) -> Dict[str, Any]:
         summary.update(documents=1, tokens=tokens)
         summary["entities"].update(span["label"] for span in spans)
     return finish_summary(summary, time.perf_counter() - start)
-
-
-class PipelineRun:
-    """The pipeline over a source's items, each result to the sink in input order.
-
-    nlp.pipe returns the documents it could process; the ones it left out (failed before,
-    longer than --max-chars, dropped by a component's error handler) are settled in their
-    place, so that outputs stay in input order.
-    """
-
-    def __init__(self, nlp: Language, errors: ErrorLog, sink: Sink, options: RunOptions) -> None:
-        self.nlp, self.errors, self.sink, self.options = nlp, errors, sink, options
-        self.progress: Optional[tqdm] = None
-
-    def __call__(self, items: Iterator[Item], total: Optional[int]) -> Dict[str, Any]:
-        """Run over `items` (`total` of them, if known) in chunks; the finished summary."""
-        start = time.perf_counter()
-        self.progress = tqdm(total=total, unit="doc", disable=self.options.silent, file=sys.stderr,
-                             dynamic_ncols=True)
-        try:
-            while True:
-                chunk = list(itertools.islice(items, CHUNK_SIZE))
-                if not chunk:
-                    break
-                self.run_chunk(chunk)
-        except BaseException:
-            self.progress.close()
-            self.sink.close(quiet=True)
-            raise
-        self.progress.close()
-        self.sink.close()
-        return finish_summary(self.sink.summary, time.perf_counter() - start)
-
-    def run_chunk(self, chunk: List[Item]) -> None:
-        """One chunk through nlp.pipe in a memory zone; one document at a time after a batch fails."""
-        for item in chunk:
-            if item.error is None:
-                item.error = too_large(item.text, self.options.max_doc_chars)  # type: ignore[arg-type]
-        pending = deque(chunk)
-        with self.nlp.memory_zone():
-            try:
-                for doc, index in self.nlp.pipe(self.docs(chunk), as_tuples=True, batch_size=self.options.batch_size,
-                                                n_process=self.options.n_process):
-                    self.settle_until(pending, index)
-                    self.emit(doc, pending.popleft())
-            except DeidError:
-                raise
-            except Exception as err:  # a component without an error handler failed on the batch
-                if not self.options.silent:
-                    tqdm.write(f"⚠ a batch failed ({type(err).__name__}); going on one document at a time",
-                               file=sys.stderr)
-                self.one_at_a_time(pending)
-        self.settle_until(pending, None)  # (outside the memory zone, as it always was: long notes)
-
-    def docs(self, chunk: List[Item]) -> Iterator[Tuple[Doc, int]]:
-        """(doc, index) of the chunk's documents for nlp.pipe; tokenized here, so that a tokenizer
-        error fails its document only. Failed and long documents are left out (settled in order)."""
-        for item in chunk:
-            if item.error is not None or len(item.text) > self.options.max_chars:  # type: ignore[arg-type]
-                continue
-            try:
-                doc = make_doc(self.nlp, item.text, item.group)  # type: ignore[arg-type]
-            except Exception as err:
-                item.error = f"tokenizer failed: {type(err).__name__}"
-                continue
-            yield doc, item.index
-
-    def settle_until(self, pending: Deque[Item], until: Optional[int]) -> None:
-        """Settle the pending items before index `until` (all if None) that never came back."""
-        while pending and (until is None or pending[0].index != until):
-            self.settle(pending.popleft(), "dropped by the pipeline (component error)")
-
-    def settle(self, item: Item, dropped: str) -> None:
-        """A document that did not come back from nlp.pipe: failed before, long, or dropped."""
-        if item.error is None and len(item.text) > self.options.max_chars:  # type: ignore[arg-type]
-            group = item.group or f"note {item.id}"
-            try:
-                text, spans, tokens = deidentify_long(self.nlp, item.text, group, self.options.max_chars)  # type: ignore[arg-type]
-            except PieceError as err:
-                self.sink.fail(item, str(err))
-            else:
-                self.sink.succeed(item, text, spans, tokens)
-        else:
-            self.sink.fail(item, item.error or self.errors.by_index.pop(item.index, dropped))
-        self.progress.update(1)  # type: ignore[union-attr]
-
-    def emit(self, doc: Doc, item: Item) -> None:
-        """A document nlp.pipe returned: its output, or the reason a component left none."""
-        if doc._.deidentified is None:
-            self.sink.fail(item, self.errors.by_index.pop(item.index, "no de-identified text (component error)"))
-        else:
-            self.sink.succeed(item, doc._.deidentified, doc._.deid_spans, len(doc))
-        self.progress.update(1)  # type: ignore[union-attr]
-
-    def one_at_a_time(self, pending: Deque[Item]) -> None:
-        """After a batch failed: each pending document alone, every error raised (nlp(doc) goes on
-        after a handled error with the next component, and would write a doc without entities)."""
-        set_error_handler(self.nlp, raise_error)
-        try:
-            while pending:
-                item = pending.popleft()
-                if item.error is not None or len(item.text) > self.options.max_chars:  # type: ignore[arg-type]
-                    self.settle(item, "")
-                    continue
-                try:
-                    doc = self.nlp(make_doc(self.nlp, item.text, item.group))  # type: ignore[arg-type]
-                except Exception as err:
-                    self.sink.fail(item, f"pipeline failed: {type(err).__name__}")
-                    self.progress.update(1)  # type: ignore[union-attr]
-                    continue
-                self.emit(doc, item)
-        finally:
-            set_error_handler(self.nlp, self.errors)

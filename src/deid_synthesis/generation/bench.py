@@ -100,6 +100,8 @@ def profile_step(sampler, prompts: List[str], repeats: int = 3) -> Dict[str, flo
         timings["sampling_ms"] = (time.perf_counter() - start) / repeats * 1000
         timings["output_rows"] = int(inputs[0].shape[-1])
         timings["batch_size"] = len(ids)
+        # What this machine allows at this batch shape with no sampling at all: body and output layer only.
+        timings["ceiling_tokens_per_second"] = len(ids) * 1000 / (timings["body_ms"] + timings["output_layer_ms"])
     finally:
         config._attn_implementation = previous
     timings["load"] = load_average()
