@@ -66,12 +66,16 @@ def main(
     batch_size: int = typer.Option(64, "--batch-size", help="Chunks per nlp.pipe batch"),
     code: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with registered functions the pipeline needs"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for the CPU"),
+    engine: str = typer.Option("local", "--engine", help="local (nlp.pipe) or ray (--n-process Ray actors, each loading MODEL)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance)"),
+    threads: int = typer.Option(1, "--threads", help="CPUs (BLAS / torch threads) per Ray actor"),
 ):
     """Label synthetic notes with an annotator pipeline, in chunks, into a DocBin with provenance."""
     nlp = load_pipeline(model, code, gpu_id)
     try:
         report = annotate(nlp, jsonl_path, output_path, max_words, batch_size, n_process, gold_path,
-                          dev_output, dev_share, seed, progress=True)
+                          dev_output, dev_share, seed, progress=True, engine=engine, model=model,
+                          code=str(code) if code else None, ray_address=ray_address, threads=threads)
     except ValueError as err:  # DataError, CorpusError: the message names the file and the place
         msg.fail(str(err), exits=1)
     report["model"] = str(model)

@@ -29,6 +29,7 @@ def main(
     limit: Annotated[int, typer.Option(min=0, help="First N documents only (0: all), for a smoke run")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per batch (production default)")] = 64,
     n_process: Annotated[str, typer.Option(help="Comma-separated process counts of the end-to-end runs")] = "1,2",
+    engines: Annotated[str, typer.Option(help="Comma-separated engines of the end-to-end runs: local, ray (Ray actors, a local instance)")] = "local",
     mode: Annotated[str, typer.Option(help="pseudonymize, redact or mask")] = "pseudonymize",
     seed: Annotated[int, typer.Option(help="Seed of the surrogates")] = 0,
     profile: Annotated[bool, typer.Option(help="cProfile deid_transform and print its top functions")] = False,
@@ -44,7 +45,7 @@ def main(
         key = read_key(key_file) if (key_file is not None or os.environ.get(KEY_ENV)) else None
         result = bench(model, input_path, docbin, repeat=repeat, limit=limit, batch_size=batch_size,
                        n_processes=processes, mode=mode, seed=seed, profile=profile, key=key,
-                       insecure_demo_key=insecure_demo_key)
+                       insecure_demo_key=insecure_demo_key, engines=[e.strip() for e in engines.split(",") if e.strip()])
     except ValueError as err:
         msg.fail(str(err), exits=1)
     msg.divider("De-identification speed")

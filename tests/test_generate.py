@@ -33,7 +33,11 @@ CONFIG = ROOT / "configs" / "generate.cfg"
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Tiny model folder and train/dev DocBins (demo notes)."""
-    folder = tmp_path_factory.mktemp("gen")
+    return build_corpus(tmp_path_factory.mktemp("gen"))
+
+
+def build_corpus(folder):
+    """A tiny random model (folder/model) and demo train/dev DocBins in `folder`."""
     nlp = spacy.blank("es")
     notes = {}
     for split, n in (("train", 30), ("dev", 6)):

@@ -43,6 +43,7 @@ from tqdm import tqdm
 import clinical_deid.tokenizer  # noqa: F401  (registers the project's tokenizer)
 from clinical_deid.io import read_docbin, read_jsonl, write_docbin
 from clinical_deid.tokenizer import count_words
+from deid_synthesis.annotate_blocks import label_on_workers
 from deid_synthesis.corpus.docs import split_doc
 from deid_synthesis.corpus.records import CorpusError
 from deid_synthesis.llm_annotation.stats import llm_stats, per_1000
@@ -166,7 +167,9 @@ def label_chunks(nlp: Language, chunks: Iterable[Tuple[Doc, dict]], dev_ids: Set
 
 def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int = 128, batch_size: int = 64,
              n_process: int = 1, gold_path: Optional[Path] = None, dev_output: Optional[Path] = None,
-             dev_share: float = 0.1, seed: int = 0, progress: bool = False) -> Dict:
+             dev_share: float = 0.1, seed: int = 0, progress: bool = False, engine: str = "local",
+             model: Optional[str] = None, code: Optional[str] = None, ray_address: Optional[str] = None,
+             threads: int = 1) -> Dict:
     """Label the synthetic notes in chunks and write them as a DocBin; return the report.
 
     nlp (Language): the annotator.
@@ -179,6 +182,9 @@ def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int 
         together) go instead: the synthetic model's dev set, since the real data is not at hand.
     seed (int): seed of the dev hold-out.
     progress (bool): show a progress bar.
+    engine (str): "local" (nlp.pipe, `n_process` processes) or "ray": `n_process` Ray actors of
+        `threads` CPUs load `model` (a path every node reads, or a package; `code`: a Python file
+        it needs) and label blocks of notes (`annotate_blocks`); `ray_address`: a cluster to join.
     RETURNS (Dict): the report (counts and labels, never text). DocBins are written atomically,
         so an error never leaves a half-written corpus behind.
     """
@@ -188,9 +194,17 @@ def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int 
     dev_ids = held_out_ids(jsonl_path, dev_share, seed) if dev_output is not None else set()
     gold = corpus_stats(read_docbin(gold_path, nlp.vocab)) if gold_path is not None else None
     notes: Counter = Counter()
-    chunks = synthetic_chunks(nlp, read_synthetic(jsonl_path), max_words, notes)
     start = time.perf_counter()
-    docbin, dev_docbin, counts = label_chunks(nlp, chunks, dev_ids, batch_size, n_process, progress)
+    if engine == "ray":
+        if model is None:
+            raise CorpusError("--engine ray loads the annotator in each actor: give its path or package name")
+        with tqdm(desc="chunks", unit=" chunks", disable=not progress) as bar:
+            docbin, dev_docbin, counts, notes = label_on_workers(
+                model, read_synthetic(jsonl_path), dev_ids, engine=engine, workers=n_process, code=code,
+                max_words=max_words, batch_size=batch_size, threads=threads, ray_address=ray_address, progress=bar)
+    else:
+        chunks = synthetic_chunks(nlp, read_synthetic(jsonl_path), max_words, notes)
+        docbin, dev_docbin, counts = label_chunks(nlp, chunks, dev_ids, batch_size, n_process, progress)
     seconds = time.perf_counter() - start
     if notes["documents"] == 0:
         raise CorpusError(f"{jsonl_path}: no documents found")
@@ -210,7 +224,7 @@ def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int 
         "annotator": {"lang": nlp.lang, "name": nlp.meta.get("name"), "version": nlp.meta.get("version"),
                       "pipeline": list(nlp.pipe_names)},
         "gold_path": str(gold_path) if gold_path is not None else None,
-        "max_words": max_words, "batch_size": batch_size, "n_process": n_process,
+        "max_words": max_words, "batch_size": batch_size, "n_process": n_process, "engine": engine,
         "documents": notes["documents"], "empty_documents": notes["empty_documents"],
         "chunks": counts["chunks"], "tokens": counts["tokens"], "words": counts["words"],
         "entities": synthetic["entities"], "seconds": round(seconds, 2),

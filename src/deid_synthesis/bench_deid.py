@@ -124,27 +124,42 @@ def same_outputs(a: Path, b: Path) -> bool:
 
 
 def end_to_end(nlp: Language, input_dir: Path, work: Path, n_processes: Sequence[int], batch_size: int,
-               warmup_dir: Path) -> Dict[str, Dict]:
-    """The production command's tokens/s on `input_dir` (a folder or a .jsonl file) for each number of processes."""
+               warmup_dir: Path, engines: Sequence[str] = ("local",), model: Optional[str] = None,
+               **keying: Any) -> Dict[str, Dict]:
+    """The production command's tokens/s on `input_dir` (a folder or a .jsonl file) for each engine and
+    number of processes ("1", "2": local; "ray-1", "ray-2": Ray actors, which load `model` by path).
+
+    Each run's `seconds` is the command's own timer (first document read to last written);
+    `wall_seconds` adds the pipeline's loading and, with Ray, starting the instance and its
+    actors: `startup_seconds` is the difference. `per_core_efficiency`: tokens/s over N times
+    the local one-process figure. `keying`: the key options of the Ray runs' actors.
+    """
     suffix = "" if Path(input_dir).is_dir() else ".jsonl"  # a JSONL input's output is a JSONL file
     deidentify_main(nlp, warmup_dir, work / f"warmup{suffix}", spans_output=work / "warmup.spans.jsonl",
                     batch_size=batch_size, resume=False, silent=True)
     results: Dict[str, Dict] = {}
-    for n in n_processes:
-        out = work / f"out-{n}{suffix}"
-        start = time.perf_counter()
-        summary = deidentify_main(nlp, input_dir, out, spans_output=work / f"spans-{n}.jsonl",
-                                  batch_size=batch_size, n_process=n, resume=False, silent=True)
-        wall = time.perf_counter() - start
-        results[str(n)] = {
-            "n_process": n, "documents": summary["documents"], "failed": summary["failed"],
-            "tokens": summary["tokens"], "seconds": summary["seconds"], "wall_seconds": round(wall, 3),
-            "tokens_per_second": summary["tokens_per_second"],
-        }
-    if len(n_processes) > 1:
-        first = work / f"out-{n_processes[0]}{suffix}"
-        for n in n_processes[1:]:
-            results[str(n)]["same_output_as_" + str(n_processes[0])] = same_outputs(first, work / f"out-{n}{suffix}")
+    for engine in engines:
+        for n in n_processes:
+            name = str(n) if engine == "local" else f"{engine}-{n}"
+            extra = dict(engine=engine, **keying) if engine != "local" else {}
+            start = time.perf_counter()
+            summary = deidentify_main(model if engine != "local" else nlp, input_dir, work / f"out-{name}{suffix}",
+                                      spans_output=work / f"spans-{name}.jsonl", batch_size=batch_size, n_process=n,
+                                      resume=False, silent=True, **extra)
+            wall = time.perf_counter() - start
+            results[name] = {
+                "engine": engine, "n_process": n, "documents": summary["documents"], "failed": summary["failed"],
+                "tokens": summary["tokens"], "seconds": summary["seconds"], "wall_seconds": round(wall, 3),
+                "startup_seconds": round(wall - summary["seconds"], 3),
+                "tokens_per_second": summary["tokens_per_second"], "load_average": [round(x, 2) for x in os.getloadavg()],
+            }
+    first = next(iter(results))
+    for name, figures in results.items():
+        if name != first:
+            figures["same_output_as_" + first] = same_outputs(work / f"out-{first}{suffix}", work / f"out-{name}{suffix}")
+        if "1" in results and results["1"]["tokens_per_second"]:
+            figures["per_core_efficiency"] = round(
+                figures["tokens_per_second"] / (figures["n_process"] * results["1"]["tokens_per_second"]), 3)
     return results
 
 
@@ -214,10 +229,11 @@ def component_costs(nlp: Language, texts: Sequence[str], batch_size: int, profil
 def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int = 0, batch_size: int = 64,
           n_processes: Sequence[int] = (1, 2), mode: str = "pseudonymize", seed: int = 0,
           profile: bool = False, silent: bool = False, key: Optional[bytes] = None,
-          insecure_demo_key: bool = False) -> Dict:
+          insecure_demo_key: bool = False, engines: Sequence[str] = ("local",)) -> Dict:
     """Run the three measurements; return the figures, ratios and targets as one dict.
     `input_dir`: a folder of .txt notes or a JSONL file of {id, text} records.
-    `key`: the secret surrogate key (pseudonymizing needs one unless `insecure_demo_key`)."""
+    `key`: the secret surrogate key (pseudonymizing needs one unless `insecure_demo_key`).
+    `engines`: "local" and / or "ray" (the end-to-end runs of each, with each of `n_processes`)."""
     load_before = os.getloadavg()
     doc_ids, texts, items = read_input(input_dir, limit)
     ids = set(doc_ids)
@@ -230,8 +246,9 @@ def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int
         data = copy_input(input_dir, items, work / "in", repeat)
         warmup = copy_input(input_dir, items[:WARMUP_DOCS], work / "warmup-in")
         if not silent:
-            msg.info(f"End to end: {len(items) * repeat:,} documents, processes {list(n_processes)}")
-        e2e = end_to_end(nlp, data, work, n_processes, batch_size, warmup)
+            msg.info(f"End to end: {len(items) * repeat:,} documents, processes {list(n_processes)}, {list(engines)}")
+        e2e = end_to_end(nlp, data, work, n_processes, batch_size, warmup, engines, model, key=key,
+                         insecure_demo_key=insecure_demo_key, mode=mode, seed=seed)
     if not silent:
         msg.info("NER alone (Language.evaluate, as spacy evaluate)")
     ner = ner_alone(model, docbin, repeat, ids if limit else None)
@@ -240,10 +257,12 @@ def bench(model: str, input_dir: Path, docbin: Path, repeat: int = 1, limit: int
     costs = component_costs(nlp, texts * repeat, batch_size, profile=profile)
     ner_speed = ner["tokens_per_second"]
     best = max(r["tokens_per_second"] for r in e2e.values())
-    ratios = {f"end_to_end_{n}proc_over_ner": round(r["tokens_per_second"] / ner_speed, 3) if ner_speed else None
+    ratios = {f"end_to_end_{n.replace('-', '')}proc_over_ner": round(r["tokens_per_second"] / ner_speed, 3) if ner_speed else None
               for n, r in e2e.items()}
-    if "1" in e2e and "2" in e2e and e2e["1"]["tokens_per_second"]:
-        ratios["end_to_end_2proc_over_1proc"] = round(e2e["2"]["tokens_per_second"] / e2e["1"]["tokens_per_second"], 3)
+    if "1" in e2e and e2e["1"]["tokens_per_second"]:
+        for name in [n for n in ("2", "ray-1", "ray-2") if n in e2e]:
+            ratios[f"end_to_end_{name.replace('-', '')}{'' if '-' in name else 'proc'}_over_1proc"] = round(
+                e2e[name]["tokens_per_second"] / e2e["1"]["tokens_per_second"], 3)
     ratios["rules_share_of_ner"] = costs["rules_share_of_ner"]
     ratios["pseudonymization_share_of_ner"] = costs["transform_share_of_ner"]
     return {
@@ -270,7 +289,7 @@ def table(result: Dict) -> List[tuple]:
 
     rows = []
     for n, r in result["end_to_end"].items():
-        rows.append((f"end to end, {n} proc (tokens/s)", f"{r['tokens_per_second']:,}",
+        rows.append((f"end to end, {r['engine']} {r['n_process']} proc (tokens/s)", f"{r['tokens_per_second']:,}",
                      f"≥ {TARGET_TOKENS_PER_SECOND:,}", mark(r["tokens_per_second"] >= TARGET_TOKENS_PER_SECOND)))
     rows.append(("NER alone, spacy evaluate (tokens/s)", f"{result['ner_alone']['tokens_per_second']:,}", "", ""))
     costs = result["components"]

@@ -41,6 +41,7 @@ def connect(address: Optional[str], cpus_needed: int) -> bool:
     asked for would otherwise wait for CPUs that never come).
     """
     ray = import_ray()
+    address = address or None  # ("" from a project variable: none)
     if ray.is_initialized():
         return False
     quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -61,24 +62,35 @@ class _ActorBody:
     def __init__(self, factory: Callable[[], Callable]) -> None:
         self.worker = factory()
 
+    def ready(self) -> bool:
+        return True
+
     def process(self, items: List[Any]) -> List[Any]:
         return self.worker(items)
 
 
 class RayPool:
-    """`actors` Ray actors of `cpus` CPUs each, made by `factory`; blocks go to the least busy one.
+    """`actors` Ray actors of `cpus` CPUs (and `gpus` GPUs) each, made by `factory`; blocks go to the least busy one.
 
     factory (Callable): makes a worker (block of items -> outcomes); pickled to the actors.
     address (Optional[str]): a cluster to join (see the module docstring).
     """
 
-    def __init__(self, factory: Callable[[], Callable], actors: int, cpus: int, address: Optional[str]) -> None:
+    def __init__(self, factory: Callable[[], Callable], actors: int, cpus: int, address: Optional[str],
+                 gpus: float = 0) -> None:
         self.ray = import_ray()
         self.started = connect(address, actors * cpus)
-        remote = self.ray.remote(num_cpus=cpus)(_ActorBody)
+        remote = self.ray.remote(num_cpus=cpus, num_gpus=gpus)(_ActorBody)
         self.actors = [remote.remote(factory) for _ in range(actors)]
         self.busy = [0] * actors
         self.size = actors
+        try:  # every actor has its pipeline before the first block (and the run's timer) starts
+            self.ray.get([actor.ready.remote() for actor in self.actors])
+        except Exception as err:
+            self.close()
+            cause = getattr(err, "cause", None) or err
+            reason = str(cause) if isinstance(cause, DeidError) else type(cause).__name__
+            raise DeidError(f"a Ray actor could not start (its pipeline or model): {reason}") from None
 
     def submit(self, items: List[Any]):
         index = min(range(self.size), key=self.busy.__getitem__)

@@ -24,7 +24,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from tqdm import tqdm
@@ -80,7 +80,7 @@ class BlockWorker:
     """
 
     def __init__(self, model: Union[str, Path, Language], options: RunOptions) -> None:
-        limit_threads(options.threads or default_threads(options.n_process))
+        limit_threads(options.threads)
         self.options = options
         self.nlp, self.errors = ready_pipeline(model, options)
 
@@ -94,8 +94,10 @@ class BlockWorker:
 
 
 def worker_options(options: RunOptions) -> RunOptions:
-    """The options a worker gets: the same, less the streams (standard input and output stay here)."""
-    return dataclasses.replace(options, stdin=None, stdout=None)
+    """The options a worker gets: the same, less the streams (standard input and output stay here),
+    with its share of the threads, and one process: its own (nlp.pipe must not start more)."""
+    threads = options.threads or default_threads(options.n_process)
+    return dataclasses.replace(options, stdin=None, stdout=None, n_process=1, threads=threads)
 
 
 def lean(item: Item) -> Item:
@@ -117,7 +119,7 @@ def _start_worker(factory: Callable[[], Callable[[List[Item]], List[Outcome]]]) 
     global _WORKER, _START_ERROR
     try:
         _WORKER = factory()
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         _START_ERROR = str(err) if isinstance(err, DeidError) else type(err).__name__
 
 
@@ -156,12 +158,48 @@ class LocalPool:
 # --------------------------------------------------------------------------
 
 
+def block_id(entry: Any) -> str:
+    """An entry's id for a message: an Item's or a record's "id", never its text."""
+    return str(entry.id if isinstance(entry, Item) else entry.get("id", "?") if isinstance(entry, dict) else "?")
+
+
+def in_order(pool, blocks: Iterable[List[Any]], settle: Callable[[List[Any], Any], None],
+             lean: Callable[[List[Any]], Any] = lambda block: block) -> None:
+    """Each block to the pool's workers (as `lean(block)`), `settle(block, result)` in the blocks' order.
+
+    At most two blocks per worker are out at once, so the input is read as the workers go
+    (memory stays bounded on any input size). A worker that fails stops the run with a
+    DeidError naming its block's first and last ids; the pool is closed in any case.
+    """
+    out: Deque[Tuple[List[Any], Any]] = deque()
+
+    def next_result() -> None:
+        block, handle = out.popleft()
+        try:
+            result = pool.result(handle)
+        except Exception as err:
+            reason = str(err) if isinstance(err, DeidError) else type(err).__name__
+            first, last = (block_id(x) for x in (block[0], block[-1]))
+            raise DeidError(f"a worker failed on the documents {first} to {last} ({reason}); "
+                            f"the documents before are kept: run again to resume") from None
+        settle(block, result)
+
+    try:
+        for block in blocks:
+            out.append((block, pool.submit(lean(block))))
+            if len(out) >= 2 * pool.size:
+                next_result()
+        while out:
+            next_result()
+    finally:
+        pool.close()
+
+
 class PooledRun:
     """Blocks of items to a pool's workers, their outcomes to the sink in input order.
 
-    At most two blocks per worker are out at once, so the input is read as the workers go
-    (memory stays bounded on any input size). A worker that dies stops the run with the ids
-    of its block; what was written stays, and the next run resumes after it.
+    A worker that fails stops the run (`in_order`); what was written stays, and the next run
+    resumes after it.
     """
 
     def __init__(self, pool, sink: Sink, options: RunOptions) -> None:
@@ -172,32 +210,19 @@ class PooledRun:
         start = time.perf_counter()
         self.progress = tqdm(total=total, unit="doc", disable=self.options.silent, file=sys.stderr,
                              dynamic_ncols=True)
-        out: Deque[Tuple[List[Item], Any]] = deque()
         try:
-            for block in iter(lambda: list(itertools.islice(items, self.options.block_size)), []):
-                out.append((block, self.pool.submit([lean(item) for item in block])))
-                if len(out) >= 2 * self.pool.size:
-                    self.settle(*out.popleft())
-            while out:
-                self.settle(*out.popleft())
+            blocks = iter(lambda: list(itertools.islice(items, self.options.block_size)), [])
+            in_order(self.pool, blocks, self.settle, lean=lambda block: [lean(item) for item in block])
         except BaseException:
             self.progress.close()
             self.sink.close(quiet=True)
-            self.pool.close()
             raise
         self.progress.close()
         self.sink.close()
-        self.pool.close()
         return finish_summary(self.sink.summary, time.perf_counter() - start)
 
-    def settle(self, block: List[Item], handle: Any) -> None:
-        """Write a block's outcomes (waiting for them) in its order."""
-        try:
-            outcomes = self.pool.result(handle)
-        except Exception as err:
-            reason = str(err) if isinstance(err, DeidError) else type(err).__name__
-            raise DeidError(f"a worker failed on the documents {block[0].id} to {block[-1].id} ({reason}); "
-                            f"the documents before are kept: run again to resume") from None
+    def settle(self, block: List[Item], outcomes: List[Outcome]) -> None:
+        """Write a block's outcomes in its order."""
         for item, outcome in zip(block, outcomes):
             if outcome[0] == "ok":
                 self.sink.succeed(item, *outcome[1:])
@@ -213,12 +238,12 @@ def pooled_run(model: Union[str, Path, Language], nlp: Language, sink: Sink, opt
     nlp: the pipeline this process made ready (forked local workers share it).
     """
     opts = worker_options(options)
-    if options.engine == "ray":
+    if options.engine == "ray":  # (the CPUs each actor asks Ray for: --threads, default 1)
         from .ray_engine import RayPool
 
         if isinstance(model, Language):
             raise DeidError("--engine ray loads the pipeline in each actor: give its package name or folder")
-        opts.threads = options.threads or 1  # the CPUs each actor asks Ray for
+        opts.threads = options.threads or 1
         pool: Any = RayPool(functools.partial(BlockWorker, str(model), opts), options.n_process, opts.threads,
                             options.ray_address)
     else:

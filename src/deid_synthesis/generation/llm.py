@@ -13,6 +13,7 @@ points (groups `thinc_llm_models` / `thinc_llm_tasks`, where spacy-llm's registr
 so a config that names them loads without importing anything first. torch is imported only
 when the model is built.
 """
+import functools
 from typing import Any, Dict, Iterable, Optional
 
 from spacy.tokens import Doc
@@ -52,6 +53,9 @@ def make_causal_lm(
     temperature: float = 1.0,
     vocabulary: Optional[str] = None,
     head_dtype: str = "float32",
+    ray_actors: int = 0,
+    ray_address: Optional[str] = None,
+    ray_gpus_per_actor: float = 0,
 ) -> CausalLMModel:
     """A causal LM (hub name, local folder or packaged name) with an optional LoRA adapter.
 
@@ -65,6 +69,9 @@ def make_causal_lm(
     layer (hf backend): a bfloat16 copy of its weight for all 262k rows, the nucleus
     candidates rescored in float32, so the sampling distribution stays the float32 one
     (`sampler`); about twice the tokens/s on 2 cores with AMX (bench-generation).
+    ray_actors: 0 (this process), or that many Ray actors, each with its own sampler of these
+    settings (`threads` CPUs and `ray_gpus_per_actor` GPUs each; a cluster at `ray_address`, else
+    RAY_ADDRESS, else a local instance), sharing each batch of prompts (`ray_sampler`).
     """
     if threads:
         import torch
@@ -79,25 +86,40 @@ def make_causal_lm(
         from deid_synthesis.generation.vllm_backend import vllm_available
 
         backend = "vllm" if vllm_available() else "hf"
+    if backend not in ("hf", "vllm"):
+        raise ValueError(f"unknown backend '{backend}': use hf, vllm or auto")
+    settings["backend"] = backend
+    build = functools.partial(build_sampler, backend, base_model, adapter, cache_dir, dtype, device, batch_size,
+                              max_new_tokens, top_p, temperature, vocabulary, head_dtype)
+    if ray_actors:
+        from deid_synthesis.generation.ray_sampler import RaySampler
+
+        sampler = RaySampler(build, ray_actors, base_model, cache_dir, cpus=max(1, threads),
+                             gpus=ray_gpus_per_actor, address=ray_address or None)
+    else:
+        sampler = build()
+    settings["vocabulary_size"] = getattr(sampler, "vocabulary_size", None)
+    return CausalLMModel(sampler, settings)
+
+
+def build_sampler(backend: str, base_model: str, adapter: Optional[str], cache_dir: str, dtype: str, device: str,
+                  batch_size: int, max_new_tokens: int, top_p: float, temperature: float, vocabulary: Optional[str],
+                  head_dtype: str):
+    """The sampler of `make_causal_lm`'s settings (module-level, so that Ray can send it to its actors)."""
     if backend == "vllm":
         from deid_synthesis.generation.vllm_backend import VLLMSampler
 
-        sampler = VLLMSampler(base_model, adapter, cache_dir=cache_dir, top_p=top_p, temperature=temperature,
-                              max_new_tokens=max_new_tokens, dtype=dtype)
-        settings["backend"] = "vllm"
-        return CausalLMModel(sampler, settings)
-    if backend != "hf":
-        raise ValueError(f"unknown backend '{backend}': use hf, vllm or auto")
+        return VLLMSampler(base_model, adapter, cache_dir=cache_dir, top_p=top_p, temperature=temperature,
+                           max_new_tokens=max_new_tokens, dtype=dtype)
     from deid_synthesis.generation.causal_lm import load_causal_lm
     from deid_synthesis.generation.sampler import BatchedSampler
 
     model, tokenizer = load_causal_lm(base_model, adapter, cache_dir=cache_dir, dtype=dtype, device=device)
     token_ids = read_token_ids(vocabulary, tokenizer)
-    settings["vocabulary_size"] = len(token_ids) if token_ids else None
     sampler = BatchedSampler(model, tokenizer, top_p=top_p, temperature=temperature, max_new_tokens=max_new_tokens,
                              batch_size=batch_size, token_ids=token_ids, head_dtype=head_dtype)
-    settings["backend"] = "hf"
-    return CausalLMModel(sampler, settings)
+    sampler.vocabulary_size = len(token_ids) if token_ids else None
+    return sampler
 
 
 class SyntheticNotesTask:

@@ -1,5 +1,6 @@
-"""The production command on Ray (`--engine ray`): the same outputs as the local command, byte for
-byte, and a job killed halfway that, run again, ends with every document exactly once.
+"""The Ray engine (`--engine ray`). The production command: the same outputs as the local command,
+byte for byte, and a job killed halfway that, run again, ends with every document exactly once.
+Machine annotation: the same corpus (chunks, order, entities, provenance) as in one process.
 
 A local Ray instance (2 CPUs) for the module; the kill test starts the command as a process of
 its own (which starts its own instance) and kills its whole process group.
@@ -12,6 +13,8 @@ import sys
 import time
 
 import pytest
+import srsly
+from spacy.tokens import DocBin
 
 from deidentify_support import KEY, jsonl_input, model, run, write_notes  # noqa: F401
 from clinical_deid.production.errors import DeidError
@@ -100,3 +103,42 @@ def test_ray_job_killed_halfway_resumes_with_every_document_once(model, tmp_path
     assert spans.read_bytes() == (tmp_path / "full.spans.jsonl").read_bytes()
     ids = [json.loads(line).get("id", json.loads(line).get("_deid_id")) for line in out.read_bytes().splitlines()]
     assert len(ids) == len(set(ids)) == 61
+
+
+def test_ray_annotation_gives_the_corpus_of_one_process(model, tmp_path):
+    import spacy
+
+    from deid_synthesis.annotate import annotate
+
+    rows = [{"id": f"s{i}", "text": f"Nota {i}. {NOTE}", "prompt_id": f"p{i}", "seed": i} for i in range(30)]
+    rows.insert(3, {"id": "empty", "text": "   "})
+    srsly.write_jsonl(tmp_path / "synthetic.jsonl", rows)
+    nlp = spacy.load(model)
+    outputs = {}
+    for engine in ("local", "ray"):
+        out, dev = tmp_path / f"{engine}.spacy", tmp_path / f"{engine}-dev.spacy"
+        report = annotate(nlp, tmp_path / "synthetic.jsonl", out, max_words=40, dev_output=dev, dev_share=0.2,
+                          engine=engine, model=str(model), n_process=2 if engine == "ray" else 1)
+        docs = [d for path in (out, dev) for d in DocBin().from_disk(path).get_docs(nlp.vocab)]
+        outputs[engine] = ([(d.text, d.user_data, [(e.start_char, e.end_char, e.label_) for e in d.ents]) for d in docs],
+                           {k: report[k] for k in ("documents", "empty_documents", "chunks", "tokens", "entities")})
+    assert outputs["ray"] == outputs["local"]
+    assert outputs["ray"][1]["documents"] == 31 and outputs["ray"][1]["entities"] > 0
+
+
+def test_ray_generation_writes_the_corpus_of_one_process(tmp_path):
+    """`generate` with `ray_actors = 2` (the project's sampler in each actor, a tiny random model):
+    the same samples.jsonl as one process. Batch size 1 in the sampler: the same arithmetic."""
+    from test_generate import CONFIG, build_corpus, overrides
+
+    from deid_synthesis.generation.generate import SAMPLES, generate
+
+    folder = build_corpus(tmp_path)
+    outputs = {}
+    for actors in (0, 2):
+        settings = overrides(folder, **{"components.llm.model.batch_size": 1, "components.llm.model.ray_actors": actors})
+        report = generate(CONFIG, folder / "dev.spacy", folder / "train.spacy", tmp_path / f"out-{actors}", n_samples=2,
+                          overrides=settings, silent=True)
+        outputs[actors] = (tmp_path / f"out-{actors}" / SAMPLES).read_bytes()
+        assert report["kept"] + sum(report["dropped"].values()) == 12
+    assert outputs[2] == outputs[0]
