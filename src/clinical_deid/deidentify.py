@@ -10,8 +10,9 @@
 
 INPUT is a folder of .txt files (OUTPUT: the same tree, de-identified), a .jsonl file (the
 text field is replaced, other fields are kept; OUTPUT: a .jsonl file, one line per input
-line) or ``-`` for standard input (JSONL, or one text with ``--stdin-format text``; OUTPUT
-may be ``-`` for standard output). MODEL is a trained pipeline (a folder or an installed
+line), a .parquet file (its rows as JSONL records, values JSON cannot hold as strings;
+OUTPUT: a .jsonl file, one line per row) or ``-`` for standard input (JSONL, or one text with
+``--stdin-format text``; OUTPUT may be ``-`` for standard output). MODEL is a trained pipeline (a folder or an installed
 package); ``deid_rules`` and ``deid_transform`` are added after its last component when it
 has no ``deid_transform`` yet. The command never writes over its input, reports a document
 that fails (unreadable file, bad JSON line, component error) with its id and goes on, and

@@ -23,8 +23,8 @@ from .run import run
 
 def main(
     model: Annotated[str, typer.Argument(help="Trained pipeline: a folder or an installed package name")],
-    input_path: Annotated[Optional[str], typer.Argument(help="Folder of .txt files, a .jsonl file, or - for stdin")] = None,
-    output_path: Annotated[Optional[str], typer.Argument(help="Output folder (folder input), .jsonl file, or - for stdout")] = None,
+    input_path: Annotated[Optional[str], typer.Argument(help="Folder of .txt files, a .jsonl or .parquet file, or - for stdin")] = None,
+    output_path: Annotated[Optional[str], typer.Argument(help="Output folder (folder input), .jsonl file (JSONL or Parquet input), or - for stdout")] = None,
     text_field: Annotated[str, typer.Option(help="JSONL: field with the text")] = "text",
     id_field: Annotated[str, typer.Option(help="JSONL: field with the document id (else the line number)")] = "id",
     spans_output: Annotated[Optional[str], typer.Option(help="Also write the replaced spans (JSONL, offsets in input and output)")] = None,

@@ -31,7 +31,7 @@ MODES = ("redact", "mask", "pseudonymize")
 class RunOptions:
     """One run: where from, where to, and how (the command's options, same names).
 
-    input_path (str): a folder of .txt files, a .jsonl file, or "-" for standard input.
+    input_path (str): a folder of .txt files, a .jsonl or .parquet file, or "-" for standard input.
     output_path (str): an output folder, a .jsonl file, or "-" for standard output.
     key (Optional[bytes]): the secret surrogate key (see keys.read_key); never printed.
     label_map (Union[str, Dict[str, str], None]): label -> kind over the pipeline's, a dict, a
@@ -107,7 +107,7 @@ class RunOptions:
         source = Path(self.input_path)
         is_folder = not self.from_stdin and source.is_dir()
         if not is_folder and not self.from_stdin and not source.is_file():
-            raise DeidError(f"{self.input_path} is neither a folder of .txt files, a .jsonl file nor -")
+            raise DeidError(f"{self.input_path} is neither a folder of .txt files, a .jsonl or .parquet file nor -")
         if is_folder and self.to_stdout:
             raise DeidError("a folder input needs an output folder, not -")
         return is_folder

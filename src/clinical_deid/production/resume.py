@@ -18,7 +18,7 @@ from wasabi import Printer
 
 from .errors import DeidError
 from .paths import inside
-from .sources import parse_line, printable
+from .sources import open_lines, parse_line, printable
 
 
 def complete_lines(path: Path) -> List[int]:
@@ -119,7 +119,7 @@ def resume_point(source: Optional[Path], out_path: Path, spans_path: Optional[Pa
     out_ends = complete_lines(out_path)
     spans_ends = complete_lines(spans_path) if spans_path else out_ends
     keep = min(len(out_ends), len(spans_ends))
-    with (source.open("rb") if source else contextlib.nullcontext(None)) as lines:
+    with (open_lines(source) if source else contextlib.nullcontext(None)) as lines:
         numbered = (((no, raw) for no, raw in enumerate(lines, 1) if raw.strip()) if lines
                     else zip(itertools.count(1), itertools.repeat(None)))
         spans_lines: Iterable[Optional[bytes]] = first_lines(spans_path, keep) if spans_path else itertools.repeat(None)

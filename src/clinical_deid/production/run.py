@@ -26,8 +26,8 @@ from .pieces import PieceError, deidentify_long
 from .pipeline import ErrorLog, ready_pipeline
 from .resume import folder_done, resume_point
 from .sinks import FolderSink, JsonlSink, Sink, open_output, write_text_output
-from .sources import (Item, count_documents, decode_problem, list_folder, read_folder, read_jsonl_items,
-                      text_problem, too_large)
+from .sources import (Item, count_documents, decode_problem, list_folder, open_lines, read_folder,
+                      read_jsonl_items, text_problem, too_large)
 from .summary import finish_summary, new_summary, print_summary
 from .workers import pooled_run
 
@@ -101,7 +101,7 @@ def run_folder(runner: Callable, options: RunOptions, msg: Printer) -> Dict[str,
 
 
 def run_jsonl(runner: Callable, options: RunOptions, msg: Printer) -> Dict[str, Any]:
-    """JSONL (a file or stdin) into JSONL: one output line per input line, resumable by counting."""
+    """JSONL (a file or stdin) or Parquet into JSONL: one output line per input line (row), resumable by counting."""
     source = None if options.from_stdin else Path(options.input_path)
     out_path = None if options.to_stdout else Path(options.output_path)
     spans_path = options.spans_path
@@ -114,7 +114,7 @@ def run_jsonl(runner: Callable, options: RunOptions, msg: Printer) -> Dict[str, 
             lines: Iterable[bytes] = options.stdin or sys.stdin.buffer
         else:
             total = count_documents(source) - skip
-            lines = stack.enter_context(source.open("rb"))
+            lines = stack.enter_context(open_lines(source))
         out_file = open_output(out_path, append=bool(skip)) if out_path else (options.stdout or sys.stdout.buffer)
         spans_file = open_output(spans_path, append=bool(skip)) if spans_path else None
         sink = JsonlSink(new_summary(skip), out_file, options.output_path, spans_file, str(spans_path),

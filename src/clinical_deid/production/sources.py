@@ -1,4 +1,5 @@
-"""Where the notes come from: a folder of .txt files, JSONL lines (a file or standard input).
+"""Where the notes come from: a folder of .txt files, JSONL lines (a file or standard input), or a
+Parquet file (its rows as JSONL lines: `open_lines`).
 
 Each source yields `Item`s in input order. A document that cannot be read (undecodable bytes,
 a bad JSON line, no text field, a lone surrogate, a dangling link) is an `Item` with an `error`,
@@ -6,12 +7,13 @@ reported by the run with its id and kept in the output's line count; it never st
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Tuple
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -160,7 +162,45 @@ def read_jsonl_items(lines: Iterable[bytes], text_field: str, id_field: str, ski
         yield item
 
 
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
+
+
+def parquet_file(path: Path):
+    """A pyarrow ParquetFile, or a DeidError that names the file (or says how to get pyarrow)."""
+    from .errors import DeidError
+
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DeidError("a Parquet input needs pyarrow: pip install 'clinical-deid[ray]' (or pyarrow)") from None
+    try:
+        return pq.ParquetFile(path)
+    except Exception as err:  # not Parquet, truncated: the file and the type, never content
+        raise DeidError(f"cannot read {path} as Parquet: {type(err).__name__}") from None
+
+
+def parquet_lines(path: Path, rows_per_batch: int = 1024) -> Iterator[bytes]:
+    """A Parquet file's rows as JSONL lines, in file order (values JSON cannot hold, as strings).
+
+    The lines are what a JSONL input would be, so reading, the output (one JSONL line per
+    row) and the resume check (output lines against input lines) are those of a JSONL run.
+    """
+    for batch in parquet_file(path).iter_batches(batch_size=rows_per_batch):
+        for row in batch.to_pylist():
+            yield (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def open_lines(path: Path) -> ContextManager[Iterable[bytes]]:
+    """The input's lines, to read once: a JSONL file's own, or a Parquet file's rows (`parquet_lines`)."""
+    if is_parquet(path):
+        return contextlib.nullcontext(parquet_lines(path))
+    return path.open("rb")
+
+
 def count_documents(path: Path) -> int:
-    """The non-blank lines of a JSONL file (for the progress bar)."""
+    """The documents of a JSONL file (non-blank lines) or of a Parquet file (rows), for the progress bar."""
+    if is_parquet(path):
+        return parquet_file(path).metadata.num_rows
     with path.open("rb") as lines:
         return sum(1 for line in lines if line.strip())
