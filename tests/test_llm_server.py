@@ -57,14 +57,19 @@ def stop(process: subprocess.Popen) -> None:
             continue
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Base URL of a vLLM server on a free port, up and healthy; stopped after the module."""
+def require_vllm_env() -> None:
+    """Skip (DEID_SKIP_VLLM=1) or fail when `.venv-vllm` is missing: setup.sh makes it, CI runs these tests."""
     if not VLLM_PYTHON.exists():
         reason = f"{VLLM_PYTHON.parent.parent} is missing: run `bash scripts/setup_vllm.sh` (vLLM's CPU build)"
         if os.environ.get("DEID_SKIP_VLLM") == "1":
             pytest.skip(reason)
         pytest.fail(reason + " or set DEID_SKIP_VLLM=1 to skip")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Base URL of a vLLM server on a free port, up and healthy; stopped after the module."""
+    require_vllm_env()
     from deid_synthesis.generation.manifest import DEFAULT_CACHE
     from deid_synthesis.generation.packaged import resolve_base
 

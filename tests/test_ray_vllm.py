@@ -4,20 +4,12 @@
 import json
 import os
 import subprocess
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+from test_llm_server import ROOT, VLLM_PYTHON, require_vllm_env
 
 
 def test_vllm_in_a_ray_actor_draws_the_samples_of_one_process(tmp_path):
-    if not VLLM_PYTHON.exists():
-        reason = f"{VLLM_PYTHON.parent.parent} is missing: run `bash scripts/setup_vllm.sh` (vLLM's CPU build)"
-        if os.environ.get("DEID_SKIP_VLLM") == "1":
-            pytest.skip(reason)
-        pytest.fail(reason + " or set DEID_SKIP_VLLM=1 to skip")
+    require_vllm_env()
     from deid_synthesis.generation.manifest import DEFAULT_CACHE
     from deid_synthesis.generation.packaged import resolve_base
 

@@ -10,7 +10,7 @@ import itertools
 import sys
 import time
 from collections import deque
-from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -24,6 +24,21 @@ from .pipeline import ErrorLog, make_doc, set_error_handler
 from .sinks import Sink
 from .sources import Item, too_large
 from .summary import finish_summary
+
+
+def timed_run(sink: Sink, options: RunOptions, total: Optional[int], work: Callable[[tqdm], None]) -> Dict[str, Any]:
+    """`work(progress bar)` timed; the sink closed after it (quietly after an error); the finished summary."""
+    start = time.perf_counter()
+    progress = tqdm(total=total, unit="doc", disable=options.silent, file=sys.stderr, dynamic_ncols=True)
+    try:
+        work(progress)
+    except BaseException:
+        progress.close()
+        sink.close(quiet=True)
+        raise
+    progress.close()
+    sink.close()
+    return finish_summary(sink.summary, time.perf_counter() - start)
 
 
 class PipelineRun:
@@ -40,22 +55,13 @@ class PipelineRun:
 
     def __call__(self, items: Iterator[Item], total: Optional[int]) -> Dict[str, Any]:
         """Run over `items` (`total` of them, if known) in chunks; the finished summary."""
-        start = time.perf_counter()
-        self.progress = tqdm(total=total, unit="doc", disable=self.options.silent, file=sys.stderr,
-                             dynamic_ncols=True)
-        try:
-            while True:
-                chunk = list(itertools.islice(items, CHUNK_SIZE))
-                if not chunk:
-                    break
+
+        def work(progress: tqdm) -> None:
+            self.progress = progress
+            for chunk in iter(lambda: list(itertools.islice(items, CHUNK_SIZE)), []):
                 self.run_chunk(chunk)
-        except BaseException:
-            self.progress.close()
-            self.sink.close(quiet=True)
-            raise
-        self.progress.close()
-        self.sink.close()
-        return finish_summary(self.sink.summary, time.perf_counter() - start)
+
+        return timed_run(self.sink, self.options, total, work)
 
     def run_chunk(self, chunk: List[Item]) -> None:
         """One chunk through nlp.pipe in a memory zone; one document at a time after a batch fails."""

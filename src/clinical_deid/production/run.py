@@ -23,7 +23,7 @@ from .errors import DeidError
 from .locks import OutputLock
 from .options import RunOptions
 from .pieces import PieceError, deidentify_long
-from .pipeline import ErrorLog, ready_pipeline
+from .pipeline import ready_pipeline
 from .resume import folder_done, resume_point
 from .sinks import FolderSink, JsonlSink, Sink, open_output, write_text_output
 from .sources import (Item, count_documents, decode_problem, list_folder, open_lines, read_folder,

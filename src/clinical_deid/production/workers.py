@@ -21,7 +21,6 @@ import itertools
 import multiprocessing
 import os
 import sys
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -29,13 +28,13 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 from spacy.language import Language
 from tqdm import tqdm
 
-from .documents import PipelineRun
+from .documents import PipelineRun, timed_run
 from .errors import DeidError
 from .options import RunOptions
 from .pipeline import ready_pipeline
 from .sinks import Sink
 from .sources import Item
-from .summary import finish_summary, new_summary
+from .summary import new_summary
 
 # ("ok", text, spans, tokens) or ("fail", reason), one per document of a block, in its order.
 Outcome = Tuple[Any, ...]
@@ -207,19 +206,12 @@ class PooledRun:
         self.progress: Optional[tqdm] = None
 
     def __call__(self, items: Iterator[Item], total: Optional[int]) -> Dict[str, Any]:
-        start = time.perf_counter()
-        self.progress = tqdm(total=total, unit="doc", disable=self.options.silent, file=sys.stderr,
-                             dynamic_ncols=True)
-        try:
+        def work(progress: tqdm) -> None:
+            self.progress = progress
             blocks = iter(lambda: list(itertools.islice(items, self.options.block_size)), [])
             in_order(self.pool, blocks, self.settle, lean=lambda block: [lean(item) for item in block])
-        except BaseException:
-            self.progress.close()
-            self.sink.close(quiet=True)
-            raise
-        self.progress.close()
-        self.sink.close()
-        return finish_summary(self.sink.summary, time.perf_counter() - start)
+
+        return timed_run(self.sink, self.options, total, work)
 
     def settle(self, block: List[Item], outcomes: List[Outcome]) -> None:
         """Write a block's outcomes in its order."""
