@@ -165,6 +165,18 @@ def label_chunks(nlp: Language, chunks: Iterable[Tuple[Doc, dict]], dev_ids: Set
     return docbin, dev_docbin, counts
 
 
+def label_on_ray(model: Optional[str], jsonl_path: Path, dev_ids: Set[str], actors: int, code: Optional[str],
+                 max_words: int, batch_size: int, threads: int, ray_address: Optional[str],
+                 progress: bool) -> Tuple[DocBin, DocBin, Dict, Counter]:
+    """`label_chunks` on Ray actors that each load MODEL (`annotate_blocks`): (train, dev, counts, notes)."""
+    if model is None:
+        raise CorpusError("--engine ray loads the annotator in each actor: give its path or package name")
+    with tqdm(desc="chunks", unit=" chunks", disable=not progress) as bar:
+        return label_on_workers(model, read_synthetic(jsonl_path), dev_ids, engine="ray", workers=actors, code=code,
+                                max_words=max_words, batch_size=batch_size, threads=threads, ray_address=ray_address,
+                                progress=bar)
+
+
 def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int = 128, batch_size: int = 64,
              n_process: int = 1, gold_path: Optional[Path] = None, dev_output: Optional[Path] = None,
              dev_share: float = 0.1, seed: int = 0, progress: bool = False, engine: str = "local",
@@ -173,18 +185,14 @@ def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int 
     """Label the synthetic notes in chunks and write them as a DocBin; return the report.
 
     nlp (Language): the annotator.
-    jsonl_path (Path): the generator's notes.
-    output_path (Path): the DocBin of labelled chunks.
-    max_words (int): most words (count_words) per chunk.
-    batch_size (int), n_process (int): as `nlp.pipe`.
+    jsonl_path (Path): the generator's notes; output_path (Path): the DocBin of labelled chunks.
+    max_words (int): most words (count_words) per chunk; batch_size, n_process: as `nlp.pipe`.
     gold_path (Optional[Path]): a gold DocBin to compare the entities per label with.
     dev_output (Optional[Path]): where a seeded `dev_share` of the notes (all chunks of a note
         together) go instead: the synthetic model's dev set, since the real data is not at hand.
-    seed (int): seed of the dev hold-out.
-    progress (bool): show a progress bar.
-    engine (str): "local" (nlp.pipe, `n_process` processes) or "ray": `n_process` Ray actors of
-        `threads` CPUs load `model` (a path every node reads, or a package; `code`: a Python file
-        it needs) and label blocks of notes (`annotate_blocks`); `ray_address`: a cluster to join.
+    seed (int): seed of the dev hold-out; progress (bool): show a progress bar.
+    engine (str): "local", or "ray": `n_process` Ray actors of `threads` CPUs load `model` (and `code`)
+        and label blocks of notes (`label_on_ray`); `ray_address`: a cluster to join.
     RETURNS (Dict): the report (counts and labels, never text). DocBins are written atomically,
         so an error never leaves a half-written corpus behind.
     """
@@ -196,12 +204,8 @@ def annotate(nlp: Language, jsonl_path: Path, output_path: Path, max_words: int 
     notes: Counter = Counter()
     start = time.perf_counter()
     if engine == "ray":
-        if model is None:
-            raise CorpusError("--engine ray loads the annotator in each actor: give its path or package name")
-        with tqdm(desc="chunks", unit=" chunks", disable=not progress) as bar:
-            docbin, dev_docbin, counts, notes = label_on_workers(
-                model, read_synthetic(jsonl_path), dev_ids, engine=engine, workers=n_process, code=code,
-                max_words=max_words, batch_size=batch_size, threads=threads, ray_address=ray_address, progress=bar)
+        docbin, dev_docbin, counts, notes = label_on_ray(model, jsonl_path, dev_ids, n_process, code, max_words,
+                                                         batch_size, threads, ray_address, progress)
     else:
         chunks = synthetic_chunks(nlp, read_synthetic(jsonl_path), max_words, notes)
         docbin, dev_docbin, counts = label_chunks(nlp, chunks, dev_ids, batch_size, n_process, progress)
