@@ -96,6 +96,9 @@ def make_causal_lm(
 
         sampler = RaySampler(build, ray_actors, base_model, cache_dir, cpus=max(1, threads),
                              gpus=ray_gpus_per_actor, address=ray_address or None)
+        if backend == "hf":  # the provenance of one process: the restricted vocabulary's size
+            token_ids = read_token_ids(vocabulary, sampler.tokenizer)
+            sampler.vocabulary_size = len(token_ids) if token_ids else None
     else:
         sampler = build()
     settings["vocabulary_size"] = getattr(sampler, "vocabulary_size", None)

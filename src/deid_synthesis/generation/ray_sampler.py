@@ -25,7 +25,6 @@ class _SamplerWorker:
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self.sampler = build()
-        self.vocabulary_size = getattr(self.sampler, "vocabulary_size", None)
 
     def __call__(self, shard: Dict[str, List]) -> List[Dict[str, Any]]:
         return self.sampler.generate(shard["prompts"], shard["seeds"])
@@ -48,6 +47,7 @@ class RaySampler:
         self.pool = RayPool(functools.partial(_SamplerWorker, build), actors, cpus, address, gpus=gpus)
         self.base_model, self.cache_dir = base_model, cache_dir
         self._tokenizer = None
+        self.vocabulary_size: Optional[int] = None  # set by make_causal_lm (provenance)
 
     @property
     def tokenizer(self):
